@@ -1,0 +1,63 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraGen;
+
+/// <summary>
+/// LoRA over an <c>Embedding</c>: <c>y = W[x] + scaling · (Aᵀ[x])·Bᵀ</c>, with <c>lora_embedding_A</c>
+/// [r, num] (zeros) and <c>lora_embedding_B</c> [dim, r] (standard normal), as in PEFT. Embeddings get
+/// no dropout, as in PEFT. The adapter lookup ignores the base's <c>padding_idx</c> and <c>max_norm</c>,
+/// which TorchSharp does not expose.
+/// </summary>
+public sealed class LoraEmbedding : LoraLayer
+{
+    private readonly Parameter loraA;
+    private readonly Parameter loraB;
+
+    /// <summary>Wraps <paramref name="baseLayer"/> with a fresh adapter (A = 0, so outputs are unchanged).</summary>
+    /// <exception cref="LoraConfigurationException">The options make no sense, or the adapter would not save parameters.</exception>
+    public LoraEmbedding(Embedding baseLayer, LoraConfig config, LoraOptions? options = null)
+        : base(nameof(LoraEmbedding), baseLayer, config, ShapeOf(baseLayer), options ??= LoraOptions.Default)
+    {
+        var device = BaseWeight.device;
+        var dtype = AdapterTypeFor(BaseWeight.dtype, options);
+        loraA = new Parameter(zeros(Rank, Shape.InFeatures, dtype: dtype, device: device));
+        loraB = new Parameter(empty(Shape.OutFeatures, Rank, dtype: dtype, device: device));
+        using (no_grad())
+            nn.init.normal_(loraB);
+        register_parameter("lora_embedding_A", loraA);
+        register_parameter("lora_embedding_B", loraB);
+    }
+
+    /// <summary>The sizes of an Embedding: in = number of embeddings, out = embedding dimension.</summary>
+    public static LoraLayerShape ShapeOf(Embedding layer) =>
+        new(LoraLayerKind.Embedding, WeightOf(layer).shape[0], WeightOf(layer).shape[1]);
+
+    /// <inheritdoc />
+    public override IEnumerable<(string Name, Parameter Parameter)> NamedAdapterParameters =>
+        [("lora_embedding_A", loraA), ("lora_embedding_B", loraB)];
+
+    /// <inheritdoc />
+    protected override Parameter BaseWeight => WeightOf((Embedding)BaseLayer);
+
+    private static Parameter WeightOf(Embedding layer) =>
+        layer.weight ?? throw new ObjectDisposedException(nameof(Embedding), "The embedding has no weight (was it disposed?).");
+
+    /// <inheritdoc />
+    protected override Tensor AdapterForward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        // Aᵀ[x]: row x of Aᵀ for every index, then back to x's shape with r at the end.
+        var rows = loraA.t().index_select(0, x.flatten());
+        var down = rows.reshape([.. x.shape, Rank]);
+        return down.matmul(loraB.t()).mul(Scaling).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    protected override Tensor DeltaWeight()
+    {
+        using var scope = NewDisposeScope();
+        var product = loraB.to(ScalarType.Float32).matmul(loraA.to(ScalarType.Float32));
+        return product.t().mul(Scaling).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,41 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraGen;
+
+public abstract partial class LoraLayer
+{
+    /// <summary>The sizes of a layer LoRA can wrap.</summary>
+    /// <param name="layer">The layer a target field holds.</param>
+    /// <param name="target">The field or path, for the error message.</param>
+    /// <exception cref="LoraConfigurationException">The layer is of a kind LoRA cannot adapt, or is already wrapped.</exception>
+    public static LoraLayerShape ShapeOf(nn.Module<Tensor, Tensor> layer, string target) => layer switch
+    {
+        Linear linear => LoraLinear.ShapeOf(linear),
+        Embedding embedding => LoraEmbedding.ShapeOf(embedding),
+        Conv1d conv => LoraConv1d.ShapeOf(conv),
+        Conv2d conv => LoraConv2d.ShapeOf(conv),
+        _ => throw Unsupported(layer, target),
+    };
+
+    /// <summary>Wraps a supported layer in the matching adapter layer.</summary>
+    /// <exception cref="LoraConfigurationException">The layer cannot be adapted, the options make no sense,
+    /// or the adapter would not save parameters.</exception>
+    public static LoraLayer Wrap(nn.Module<Tensor, Tensor> layer, LoraConfig config, LoraOptions? options = null) => layer switch
+    {
+        Linear linear => new LoraLinear(linear, config, options),
+        Embedding embedding => new LoraEmbedding(embedding, config, options),
+        Conv1d conv => new LoraConv1d(conv, config, options),
+        Conv2d conv => new LoraConv2d(conv, config, options),
+        _ => throw Unsupported(layer, nameof(layer)),
+    };
+
+    private static LoraConfigurationException Unsupported(nn.Module<Tensor, Tensor>? layer, string target) => layer switch
+    {
+        LoraLayer => new LoraConfigurationException(target,
+            "already holds a LoRA adapter: ApplyLora was called twice, or the layer was wrapped by hand."),
+        null => new LoraConfigurationException(target, "is null: create the layer before applying LoRA."),
+        _ => new LoraConfigurationException(target,
+            $"holds a {layer.GetType().Name}, which LoRA cannot adapt. Supported layers: Linear, Embedding, Conv1d, Conv2d."),
+    };
+}

@@ -1,0 +1,31 @@
+namespace LoraGen;
+
+/// <summary>
+/// The sizes that decide what an adapter costs. One formula covers every kind: with k the number of
+/// kernel elements (1 for Linear and Embedding), the base weight holds in·out·k numbers and an
+/// adapter of rank r holds r·(in·k + out). For an embedding, in is the vocabulary size and out the
+/// embedding dimension.
+/// </summary>
+/// <param name="Kind">The layer type.</param>
+/// <param name="InFeatures">Input features, input channels, or number of embeddings.</param>
+/// <param name="OutFeatures">Output features, output channels, or the embedding dimension.</param>
+/// <param name="KernelElements">Product of the kernel sizes; 1 for Linear and Embedding.</param>
+public readonly record struct LoraLayerShape(LoraLayerKind Kind, long InFeatures, long OutFeatures, long KernelElements = 1)
+{
+    /// <summary>Numbers in the base weight: in·out·k.</summary>
+    public long BaseWeightParameters => InFeatures * OutFeatures * KernelElements;
+
+    /// <summary>Numbers in an adapter of rank <paramref name="rank"/>: r·(in·k + out).</summary>
+    public long AdapterParameters(int rank) => rank * (InFeatures * KernelElements + OutFeatures);
+
+    /// <summary>Whether an adapter of this rank is smaller than the weight it adapts.</summary>
+    public bool SavesParameters(int rank) => AdapterParameters(rank) < BaseWeightParameters;
+
+    /// <summary>The layer as a person would write it, e.g. "Linear 512→512" or "Conv2d 3→16, 9-element kernel".</summary>
+    public override string ToString() => Kind switch
+    {
+        LoraLayerKind.Embedding => FormattableString.Invariant($"Embedding {InFeatures:N0}×{OutFeatures:N0}"),
+        LoraLayerKind.Linear => FormattableString.Invariant($"Linear {InFeatures}→{OutFeatures}"),
+        _ => FormattableString.Invariant($"{Kind} {InFeatures}→{OutFeatures}, {KernelElements}-element kernel"),
+    };
+}

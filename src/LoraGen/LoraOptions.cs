@@ -1,0 +1,22 @@
+using static TorchSharp.torch;
+
+namespace LoraGen;
+
+/// <summary>Run-time choices for <see cref="LoraModelExtensions.ApplyLora"/>; the per-layer
+/// hyperparameters come from <see cref="LoraTargetAttribute"/>.</summary>
+public sealed record LoraOptions
+{
+    /// <summary>The default options.</summary>
+    public static LoraOptions Default { get; } = new();
+
+    /// <summary>
+    /// Allow adapters that hold at least as many parameters as the layer they adapt
+    /// (r·(in+out) ≥ in·out). Off by default: such an adapter cancels LoRA's savings and is
+    /// almost always a mistaken rank.
+    /// </summary>
+    public bool AllowNoSavings { get; init; }
+
+    /// <summary>The dtype of the adapter matrices. Float32 by default, even over a bf16 or fp16
+    /// base, as in PEFT: inputs are cast to it and the sum is cast back to the base's dtype.</summary>
+    public ScalarType AdapterDType { get; init; } = ScalarType.Float32;
+}

@@ -1,0 +1,48 @@
+namespace LoraGen;
+
+/// <summary>
+/// Marks a TorchSharp module class (or one of its fields) for LoRA adaptation. The LoraGen source
+/// generator writes the wrapping, freezing and merging code for every class that carries it; a field
+/// attribute overrides the class's options for that field.
+/// </summary>
+/// <example>
+/// <code>
+/// [LoraTarget(Rank = 8, Alpha = 16, Targets = ["q_proj", "v_proj"])]
+/// public partial class Attention : Module&lt;Tensor, Tensor&gt; { ... }
+/// </code>
+/// </example>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Field, AllowMultiple = false, Inherited = false)]
+public sealed class LoraTargetAttribute : Attribute
+{
+    private double? alpha;
+
+    /// <summary>The rank r of the update B·A. Default 8.</summary>
+    public int Rank { get; set; } = 8;
+
+    /// <summary>The LoRA alpha; the update is scaled by Alpha / Rank (or Alpha / √Rank with
+    /// <see cref="UseRsLora"/>). Defaults to <see cref="Rank"/>, i.e. a scaling of 1.</summary>
+    public double Alpha
+    {
+        get => alpha ?? Rank;
+        set => alpha = value;
+    }
+
+    /// <summary>Dropout probability applied to the adapter's input in training mode. Default 0.</summary>
+    public double Dropout { get; set; }
+
+    /// <summary>Names of the fields to adapt. Default: every field holding a supported layer
+    /// (Linear, Embedding, Conv1d, Conv2d).</summary>
+    public string[] Targets { get; set; } = [];
+
+    /// <summary>Names of fields never to adapt, even when they hold a supported layer.</summary>
+    public string[] Exclude { get; set; } = [];
+
+    /// <summary>Fields trained in full next to the adapters (PEFT's <c>modules_to_save</c>).</summary>
+    public string[] Trainable { get; set; } = [];
+
+    /// <summary>Scale the update by Alpha / √Rank (rank-stabilised LoRA) instead of Alpha / Rank.</summary>
+    public bool UseRsLora { get; set; }
+
+    /// <summary>How the adapter matrices are initialised.</summary>
+    public LoraInit Init { get; set; }
+}

@@ -1,0 +1,181 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraGen;
+
+/// <summary>
+/// Model-wide LoRA operations on any module tree that contains <see cref="LoraTargetAttribute"/>
+/// classes: apply, merge, unmerge, unload, disable, and the parameters to train.
+/// </summary>
+public static class LoraModelExtensions
+{
+    /// <summary>
+    /// Wraps every target of every annotated class in the tree with a fresh adapter, then freezes
+    /// every parameter except the adapters and the <c>Trainable</c> fields. All targets are checked
+    /// first: if one is refused, the model is left exactly as it was.
+    /// </summary>
+    /// <returns>The parameter counts, whose <c>ToString()</c> is PEFT's summary line.</returns>
+    /// <exception cref="LoraConfigurationException">A target cannot be adapted; the message names it.</exception>
+    /// <exception cref="InvalidOperationException">The tree holds no annotated class.</exception>
+    public static LoraReport ApplyLora(this nn.Module model, LoraOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        options ??= LoraOptions.Default;
+        var hosts = LoraTree.Hosts(model).ToList();
+        if (hosts.Count == 0)
+            throw new InvalidOperationException(
+                $"ApplyLora found no [LoraTarget] class in this {model.GetType().Name}: mark the classes whose layers " +
+                "should be adapted with [LoraTarget] (and declare them partial so the generator can implement ILoraModule).");
+
+        var plan = new List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)>();
+        foreach (var (path, host) in hosts)
+        {
+            foreach (var target in host.LoraTargets)
+            {
+                var layer = host.GetLoraTarget(target.Field);
+                var where = LoraTree.Join(path, target.Field);
+                LoraTargetValidator.Validate(where, LoraLayer.ShapeOf(layer, where), target.Config, options);
+                plan.Add((host, target, layer));
+            }
+        }
+
+        WrapAll(plan, options);
+        Freeze(model);
+        return LoraReport.Of(model);
+    }
+
+    /// <summary>The parameters to give the optimizer: every adapter's, then the <c>Trainable</c> fields'.</summary>
+    public static List<Parameter> LoraParameters(this nn.Module model) =>
+        model.NamedLoraParameters().Select(p => p.Parameter).ToList();
+
+    /// <summary>The trainable parameters with their paths in the model,
+    /// e.g. <c>layers.0.q_proj.lora_A.weight</c>.</summary>
+    public static IEnumerable<(string Path, Parameter Parameter)> NamedLoraParameters(this nn.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        foreach (var (path, layer) in LoraTree.Layers(model))
+            foreach (var (name, parameter) in layer.NamedAdapterParameters)
+                yield return (LoraTree.Join(path, name), parameter);
+        foreach (var (path, host) in LoraTree.Hosts(model))
+            foreach (var field in host.TrainableFields)
+                foreach (var (name, parameter) in host.GetTrainableField(field).named_parameters())
+                    yield return (LoraTree.Join(LoraTree.Join(path, field), name), parameter);
+    }
+
+    /// <summary>Every adapter layer in the tree, with its path.</summary>
+    public static IEnumerable<(string Path, LoraLayer Layer)> LoraLayers(this nn.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return LoraTree.Layers(model);
+    }
+
+    /// <summary>Adds every adapter's update into its base weight (computed in float32). All or
+    /// nothing: if one layer's merged weight would not be finite, every layer is left unmerged as it
+    /// was and the error names the layer.</summary>
+    public static void Merge(this nn.Module model)
+    {
+        var mergedNow = new List<LoraLayer>();
+        foreach (var (path, layer) in model.LoraLayers())
+        {
+            if (layer.IsMerged)
+                continue;
+            try
+            {
+                layer.Merge();
+                mergedNow.Add(layer);
+            }
+            catch (InvalidOperationException error)
+            {
+                foreach (var done in mergedNow)
+                    done.Unmerge();
+                throw new InvalidOperationException($"'{path}': {error.Message}", error);
+            }
+        }
+    }
+
+    /// <summary>Restores every merged base weight exactly, bit for bit.</summary>
+    public static void Unmerge(this nn.Module model)
+    {
+        foreach (var (_, layer) in model.LoraLayers())
+            layer.Unmerge();
+    }
+
+    /// <summary>
+    /// Merges every adapter for good and puts the plain layers back in their fields, so the model is
+    /// again the plain model, with merged weights and the parameter names it had before
+    /// <see cref="ApplyLora"/>. The base parameters stay frozen. Returns <paramref name="model"/>.
+    /// </summary>
+    public static TModule MergeAndUnload<TModule>(this TModule model) where TModule : nn.Module
+    {
+        model.Merge();
+        foreach (var (_, host) in LoraTree.Hosts(model).ToList())
+            foreach (var target in host.LoraTargets)
+                if (host.GetLoraTarget(target.Field) is LoraLayer layer)
+                    host.SetLoraTarget(target.Field, layer.MergeAndUnload());
+        return model;
+    }
+
+    /// <summary>
+    /// Computes base-model outputs until the returned scope is disposed, without touching adapter
+    /// weights. Merged layers are unmerged for the scope and merged again at its end.
+    /// </summary>
+    /// <example><code>using (model.DisableAdapters()) { var baseline = model.forward(x); }</code></example>
+    public static IDisposable DisableAdapters(this nn.Module model)
+    {
+        var layers = model.LoraLayers().Select(entry => entry.Layer).ToList();
+        var wasEnabled = layers.Select(layer => layer.AdapterEnabled).ToList();
+        var wasMerged = layers.Where(layer => layer.IsMerged).ToList();
+        foreach (var layer in wasMerged)
+            layer.Unmerge();
+        foreach (var layer in layers)
+            layer.AdapterEnabled = false;
+        return new Restore(() =>
+        {
+            for (int i = 0; i < layers.Count; i++)
+                layers[i].AdapterEnabled = wasEnabled[i];
+            foreach (var layer in wasMerged)
+                layer.Merge();
+        });
+    }
+
+    private static void WrapAll(
+        List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)> plan, LoraOptions options)
+    {
+        var done = new List<(ILoraModule Host, string Field, nn.Module<Tensor, Tensor> Original)>();
+        try
+        {
+            foreach (var (host, target, layer) in plan)
+            {
+                host.SetLoraTarget(target.Field, LoraLayer.Wrap(layer, target.Config, options));
+                done.Add((host, target.Field, layer));
+            }
+        }
+        catch
+        {
+            // Validation passed, so only TorchSharp itself (out of memory, say) can land here:
+            // put the plain layers back so the model is not left half adapted.
+            foreach (var (host, field, original) in done)
+                host.SetLoraTarget(field, original);
+            throw;
+        }
+    }
+
+    private static void Freeze(nn.Module model)
+    {
+        foreach (var parameter in model.parameters())
+            parameter.requires_grad = false;
+        foreach (var (_, parameter) in model.NamedLoraParameters())
+            parameter.requires_grad = true;
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        private Action? pending = restore;
+
+        public void Dispose()
+        {
+            pending?.Invoke();
+            pending = null;
+        }
+    }
+}
