@@ -63,7 +63,8 @@ public static class TorchNative
         catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
         {
             // .NET puts dlerror()'s text on the last line, after its generic advice.
-            loader = e.Message[(e.Message.LastIndexOf('\n') + 1)..].Trim();
+            loader = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .LastOrDefault() ?? e.Message;
         }
 
         Match missing = Regex.Match(loader, @"^(?<lib>[^:]+): version `(?<version>[^']+)' not found");
