@@ -6,17 +6,12 @@ namespace QuickStart;
 
 /// <summary>
 /// A small classifier: two hidden Linear layers and an output layer. [LoraTarget] puts rank-4
-/// adapters on the two hidden layers; everything else stays frozen.
+/// adapters on the two hidden layers; everything else stays frozen. The LoraGen source generator
+/// implements ILoraModule for this partial class at compile time.
 /// </summary>
-/// <remarks>
-/// The ILoraModule members below are what the LoraGen source generator writes for a [LoraTarget]
-/// class; until the generator lands they are written out by hand.
-/// </remarks>
 [LoraTarget(Rank = 4, Alpha = 8, Targets = ["hidden1", "hidden2"])]
-public sealed class Classifier : nn.Module<Tensor, Tensor>, ILoraModule
+public sealed partial class Classifier : nn.Module<Tensor, Tensor>
 {
-    private static readonly LoraConfig Adapter = new() { Rank = 4, Alpha = 8 };
-
     private nn.Module<Tensor, Tensor> hidden1;
     private nn.Module<Tensor, Tensor> hidden2;
     private readonly nn.Module<Tensor, Tensor> output;
@@ -36,29 +31,4 @@ public sealed class Classifier : nn.Module<Tensor, Tensor>, ILoraModule
         h = nn.functional.relu(hidden2.call(h));
         return output.call(h).MoveToOuterDisposeScope();
     }
-
-    public IReadOnlyList<LoraTargetInfo> LoraTargets { get; } = [new("hidden1", Adapter), new("hidden2", Adapter)];
-
-    public IReadOnlyList<string> TrainableFields { get; } = [];
-
-    public nn.Module<Tensor, Tensor> GetLoraTarget(string field) => field switch
-    {
-        "hidden1" => hidden1,
-        "hidden2" => hidden2,
-        _ => throw new ArgumentException($"no LoRA target '{field}'", nameof(field)),
-    };
-
-    public void SetLoraTarget(string field, nn.Module<Tensor, Tensor> layer)
-    {
-        switch (field)
-        {
-            case "hidden1": hidden1 = layer; break;
-            case "hidden2": hidden2 = layer; break;
-            default: throw new ArgumentException($"no LoRA target '{field}'", nameof(field));
-        }
-        _internal_submodules[field] = layer;
-    }
-
-    public nn.Module GetTrainableField(string field) =>
-        throw new ArgumentException($"no trainable field '{field}'", nameof(field));
 }

@@ -1,4 +1,5 @@
 using LoraGen.Tests.Support;
+using static TorchSharp.torch;
 
 namespace LoraGen.Tests;
 
@@ -10,7 +11,7 @@ public sealed class ParameterCountTests
     [InlineData(1, 200, "trainable params: 200 || all params: 10,200 || trainable%: 1.9608")]
     public void A_100_by_100_layer_needs_200_numbers_per_rank(int rank, long adapterParameters, string pefLine)
     {
-        var model = new SquareModel(rank);
+        nn.Module model = rank == 3 ? new SquareRank3() : new SquareRank1();
         var report = model.ApplyLora();
 
         Assert.Equal(adapterParameters, 2 * 100 * rank);            // closed form: k·100 + 100·k

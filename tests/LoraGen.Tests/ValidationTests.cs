@@ -18,7 +18,7 @@ public sealed class ValidationTests
     [InlineData(4, null, double.NaN, "dropout must be in [0, 1), but it is NaN")]
     public void Bad_hyperparameters_are_refused_with_the_value_in_the_message(int rank, double? alpha, double dropout, string expected)
     {
-        var model = new MlpBlock(16, 32, upConfig: new LoraConfig { Rank = rank, Alpha = alpha, Dropout = dropout });
+        var model = new ConfigurableBlock(16, 32, upConfig: new LoraConfig { Rank = rank, Alpha = alpha, Dropout = dropout });
         var error = Assert.Throws<LoraConfigurationException>(() => model.ApplyLora());
         Assert.Equal("up", error.Target);
         Assert.Contains(expected, error.Message);
@@ -29,7 +29,7 @@ public sealed class ValidationTests
     public void A_layer_whose_adapter_saves_nothing_is_refused_with_the_numbers()
     {
         // Linear 16→32 at rank 16: 16·(16+32) = 768 ≥ 16·32 = 512.
-        var model = new MlpBlock(16, 32, upConfig: new LoraConfig { Rank = 16 });
+        var model = new ConfigurableBlock(16, 32, upConfig: new LoraConfig { Rank = 16 });
         var error = Assert.Throws<LoraConfigurationException>(() => model.ApplyLora());
         Assert.Equal(
             "LoRA target 'up': rank 16 on Linear 16→32 gives 768 adapter parameters, not fewer than the 512 " +
@@ -41,7 +41,7 @@ public sealed class ValidationTests
     [Fact]
     public void AllowNoSavings_lets_such_a_layer_through()
     {
-        var model = new MlpBlock(16, 32, upConfig: new LoraConfig { Rank = 16 });
+        var model = new ConfigurableBlock(16, 32, upConfig: new LoraConfig { Rank = 16 });
         var report = model.ApplyLora(new LoraOptions { AllowNoSavings = true });
         Assert.Equal(16 * (16 + 32) + 4 * (32 + 16) + 2 * 16, report.TrainableParameters);
     }
@@ -51,8 +51,8 @@ public sealed class ValidationTests
     {
         // The first block is fine, the second is not: nothing may be wrapped or frozen.
         var model = nn.Sequential(
-            new MlpBlock(16, 32),
-            new MlpBlock(16, 32, upConfig: new LoraConfig { Rank = 0 }));
+            new ConfigurableBlock(16, 32),
+            new ConfigurableBlock(16, 32, upConfig: new LoraConfig { Rank = 0 }));
         var names = model.named_parameters().Select(p => p.name).ToList();
         var error = Assert.Throws<LoraConfigurationException>(() => model.ApplyLora());
         Assert.Equal("1.up", error.Target);
@@ -64,7 +64,7 @@ public sealed class ValidationTests
     [Fact]
     public void Applying_twice_is_refused()
     {
-        var model = new SquareModel(2);
+        var model = new SquareRank1();
         model.ApplyLora();
         var error = Assert.Throws<LoraConfigurationException>(() => model.ApplyLora());
         Assert.Contains("already holds a LoRA adapter", error.Message);

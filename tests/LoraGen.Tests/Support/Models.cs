@@ -3,78 +3,44 @@ using static TorchSharp.torch;
 
 namespace LoraGen.Tests.Support;
 
-/// <summary>One 100×100 Linear without bias: the seed's example.</summary>
+/// <summary>One 100×100 Linear without bias at rank 3: the seed's example.</summary>
 [LoraTarget(Rank = 3)]
-public sealed class SquareModel : HandWrittenLoraModule
+public sealed partial class SquareRank3 : nn.Module<Tensor, Tensor>
 {
-    private nn.Module<Tensor, Tensor> proj;
-    private readonly LoraConfig config;
+    private nn.Module<Tensor, Tensor> proj = nn.Linear(100, 100, hasBias: false);
 
-    public SquareModel(int rank, long size = 100, bool bias = false) : base(nameof(SquareModel))
-    {
-        config = new LoraConfig { Rank = rank };
-        proj = nn.Linear(size, size, hasBias: bias);
-        RegisterComponents();
-    }
-
-    public override IReadOnlyList<LoraTargetInfo> LoraTargets => [new("proj", config)];
-
-    public override nn.Module<Tensor, Tensor> GetLoraTarget(string field) =>
-        field == "proj" ? proj : throw NoSuchTarget(field);
-
-    protected override void AssignTarget(string field, nn.Module<Tensor, Tensor> layer)
-    {
-        if (field != "proj") throw NoSuchTarget(field);
-        proj = layer;
-    }
+    public SquareRank3() : base(nameof(SquareRank3)) => RegisterComponents();
 
     public override Tensor forward(Tensor x) => proj.call(x);
 }
 
-/// <summary>A two-layer MLP block with a norm trained in full, nested inside a container:
-/// targets up and down, trainable norm, an untouched head outside any annotated class.</summary>
+/// <summary>The same at rank 1.</summary>
+[LoraTarget(Rank = 1)]
+public sealed partial class SquareRank1 : nn.Module<Tensor, Tensor>
+{
+    private nn.Module<Tensor, Tensor> proj = nn.Linear(100, 100, hasBias: false);
+
+    public SquareRank1() : base(nameof(SquareRank1)) => RegisterComponents();
+
+    public override Tensor forward(Tensor x) => proj.call(x);
+}
+
+/// <summary>A pre-norm MLP block: up and down adapted (the default: every supported layer), the norm
+/// trained in full.</summary>
 [LoraTarget(Rank = 4, Alpha = 8, Trainable = ["norm"])]
-public sealed class MlpBlock : HandWrittenLoraModule
+public sealed partial class MlpBlock : nn.Module<Tensor, Tensor>
 {
     private nn.Module<Tensor, Tensor> up;
     private nn.Module<Tensor, Tensor> down;
     private readonly nn.Module<Tensor, Tensor> norm;
-    private readonly LoraConfig upConfig;
-    private readonly LoraConfig downConfig;
 
-    public MlpBlock(long width, long hidden, LoraConfig? upConfig = null, LoraConfig? downConfig = null)
-        : base(nameof(MlpBlock))
+    public MlpBlock(long width, long hidden) : base(nameof(MlpBlock))
     {
-        this.upConfig = upConfig ?? new LoraConfig { Rank = 4, Alpha = 8 };
-        this.downConfig = downConfig ?? new LoraConfig { Rank = 4, Alpha = 8 };
-        norm = nn.LayerNorm(width);
         up = nn.Linear(width, hidden);
         down = nn.Linear(hidden, width);
+        norm = nn.LayerNorm(width);
         RegisterComponents();
     }
-
-    public override IReadOnlyList<LoraTargetInfo> LoraTargets => [new("up", upConfig), new("down", downConfig)];
-
-    public override IReadOnlyList<string> TrainableFields => ["norm"];
-
-    public override nn.Module<Tensor, Tensor> GetLoraTarget(string field) => field switch
-    {
-        "up" => up,
-        "down" => down,
-        _ => throw NoSuchTarget(field),
-    };
-
-    protected override void AssignTarget(string field, nn.Module<Tensor, Tensor> layer)
-    {
-        switch (field)
-        {
-            case "up": up = layer; break;
-            case "down": down = layer; break;
-            default: throw NoSuchTarget(field);
-        }
-    }
-
-    public override nn.Module GetTrainableField(string field) => field == "norm" ? norm : base.GetTrainableField(field);
 
     public override Tensor forward(Tensor x)
     {
@@ -84,15 +50,15 @@ public sealed class MlpBlock : HandWrittenLoraModule
     }
 }
 
-/// <summary>A plain container (not annotated): two blocks and a head.</summary>
+/// <summary>A plain container (not annotated): two blocks and a head that stays frozen.</summary>
 public sealed class Mlp : nn.Module<Tensor, Tensor>
 {
     private readonly nn.Module<Tensor, Tensor> blocks;
     private readonly nn.Module<Tensor, Tensor> head;
 
-    public Mlp(long width, long hidden, long classes, LoraConfig? upConfig = null) : base(nameof(Mlp))
+    public Mlp(long width, long hidden, long classes) : base(nameof(Mlp))
     {
-        blocks = nn.Sequential(new MlpBlock(width, hidden, upConfig), new MlpBlock(width, hidden, upConfig));
+        blocks = nn.Sequential(new MlpBlock(width, hidden), new MlpBlock(width, hidden));
         head = nn.Linear(width, classes);
         RegisterComponents();
     }
