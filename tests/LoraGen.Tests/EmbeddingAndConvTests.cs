@@ -1,24 +1,13 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static LoraGen.Tests.Support.Closeness;
+using static LoraGen.Tests.Support.Adapters;
 using static TorchSharp.torch;
 
 namespace LoraGen.Tests;
 
 public sealed class EmbeddingAndConvTests
 {
-    private static void Randomize(LoraLayer layer)
-    {
-        using var noGrad = no_grad();
-        foreach (var (_, parameter) in layer.NamedAdapterParameters)
-            parameter.normal_(0, 0.3);
-    }
-
-    private static Tensor Adapter(LoraLayer layer, string name) =>
-        layer.NamedAdapterParameters.Single(p => p.Name == name).Parameter;
-
-    private static long Count(LoraLayer layer) => layer.NamedAdapterParameters.Sum(p => p.Parameter.numel());
-
     [Fact]
     public void Embedding_shapes_counts_and_forward_closed_form()
     {
@@ -115,6 +104,24 @@ public sealed class EmbeddingAndConvTests
         Assert.Equal([1L, 6L, 8L, 8L], unmerged.shape);
         layer.Merge();
         AssertClose(layer.forward(x), unmerged, 1e-5);
+    }
+
+    [Fact]
+    public void Adapters_follow_the_model_to_another_dtype()
+    {
+        torch.manual_seed(45);
+        var embedding = new LoraEmbedding(nn.Embedding(30, 10), new LoraConfig { Rank = 2 });
+        var conv = new LoraConv1d(nn.Conv1d(4, 6, 3), new LoraConfig { Rank = 2 });
+        embedding.to(ScalarType.Float64);
+        conv.to(ScalarType.Float64);
+        Assert.All(embedding.NamedAdapterParameters, p => Assert.Equal(ScalarType.Float64, p.Parameter.dtype));
+        Assert.All(conv.NamedAdapterParameters, p => Assert.Equal(ScalarType.Float64, p.Parameter.dtype));
+        Randomize(embedding);
+        var tokens = randint(0, 30, [2, 3]);
+        var unmerged = embedding.forward(tokens);
+        Assert.Equal(ScalarType.Float64, unmerged.dtype);
+        embedding.Merge();
+        AssertClose(embedding.forward(tokens), unmerged, 1e-12); // merged in float64, not float32
     }
 
     [Fact]

@@ -2,23 +2,13 @@ using LoraGen.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
 using static LoraGen.Tests.Support.Closeness;
+using static LoraGen.Tests.Support.Adapters;
 using static TorchSharp.torch;
 
 namespace LoraGen.Tests;
 
 public sealed class LinearLayerTests
 {
-    /// <summary>Gives B random values, so the adapter's update is not zero.</summary>
-    private static void Randomize(LoraLayer layer)
-    {
-        using var noGrad = no_grad();
-        foreach (var (_, parameter) in layer.NamedAdapterParameters)
-            parameter.normal_(0, 0.5);
-    }
-
-    private static Tensor Parameter(LoraLayer layer, string name) =>
-        layer.NamedAdapterParameters.Single(p => p.Name == name).Parameter;
-
     [Theory]
     [InlineData(8, 16.0, false, 2.0)]          // alpha / r
     [InlineData(16, 8.0, false, 0.5)]
@@ -36,8 +26,8 @@ public sealed class LinearLayerTests
         // Closed form in float64, from the raw matrices.
         var w = linear.weight!.to(float64);
         var b = linear.bias!.to(float64);
-        var a = Parameter(layer, "lora_A.weight").to(float64);
-        var bUp = Parameter(layer, "lora_B.weight").to(float64);
+        var a = Adapter(layer, "lora_A.weight").to(float64);
+        var bUp = Adapter(layer, "lora_B.weight").to(float64);
         var x64 = x.to(float64);
         var expected = x64.matmul(w.t()) + b + expectedScaling * x64.matmul(a.t()).matmul(bUp.t());
 
@@ -49,8 +39,8 @@ public sealed class LinearLayerTests
     {
         torch.manual_seed(2);
         var layer = new LoraLinear(nn.Linear(40, 30), new LoraConfig { Rank = 6 });
-        var a = Parameter(layer, "lora_A.weight");
-        var b = Parameter(layer, "lora_B.weight");
+        var a = Adapter(layer, "lora_A.weight");
+        var b = Adapter(layer, "lora_B.weight");
         Assert.Equal([6L, 40L], a.shape);
         Assert.Equal([30L, 6L], b.shape);
         Assert.Equal(0, b.abs().max().item<float>());
@@ -68,7 +58,7 @@ public sealed class LinearLayerTests
     {
         torch.manual_seed(3);
         var layer = new LoraLinear(nn.Linear(512, 512), new LoraConfig { Rank = 4, Init = LoraInit.Gaussian });
-        var std = Parameter(layer, "lora_A.weight").std().item<float>();
+        var std = Adapter(layer, "lora_A.weight").std().item<float>();
         Assert.InRange(std, 0.25 * 0.97, 0.25 * 1.03); // 2,048 draws: sampling error ≈ 1.6%
     }
 
@@ -107,16 +97,16 @@ public sealed class LinearLayerTests
         var x = randn(4, 32).to(baseType);
         var before = linear.forward(x);
         var layer = new LoraLinear(linear, new LoraConfig { Rank = 4 });
-        Assert.Equal(ScalarType.Float32, Parameter(layer, "lora_A.weight").dtype);
-        Assert.Equal(ScalarType.Float32, Parameter(layer, "lora_B.weight").dtype);
+        Assert.Equal(ScalarType.Float32, Adapter(layer, "lora_A.weight").dtype);
+        Assert.Equal(ScalarType.Float32, Adapter(layer, "lora_B.weight").dtype);
         AssertBitIdentical(layer.forward(x), before);
 
         Randomize(layer);
         var y = layer.forward(x);
         Assert.Equal(baseType, y.dtype);
         // The sum is formed in float32 and rounded once: compare with that closed form.
-        var a = Parameter(layer, "lora_A.weight");
-        var b = Parameter(layer, "lora_B.weight");
+        var a = Adapter(layer, "lora_A.weight");
+        var b = Adapter(layer, "lora_B.weight");
         var expected = (before.to(float32) + x.to(float32).matmul(a.t()).matmul(b.t())).to(baseType);
         AssertClose(y, expected, 1e-2);
     }
@@ -135,8 +125,8 @@ public sealed class LinearLayerTests
         AssertClose(layer.forward(x), unmerged, 1e-5);
 
         // The merged weight is W + s·B·A, checked against that closed form.
-        var a = Parameter(layer, "lora_A.weight").to(float64);
-        var b = Parameter(layer, "lora_B.weight").to(float64);
+        var a = Adapter(layer, "lora_A.weight").to(float64);
+        var b = Adapter(layer, "lora_B.weight").to(float64);
         layer.Unmerge();
         var expectedWeight = linear.weight!.to(float64) + 2.0 * b.matmul(a);
         layer.Merge();
@@ -170,8 +160,8 @@ public sealed class LinearLayerTests
         var layer = new LoraLinear(linear, new LoraConfig { Rank = 2 });
         using (no_grad())
         {
-            Parameter(layer, "lora_A.weight").fill_(300f);
-            Parameter(layer, "lora_B.weight").fill_(300f); // 2 · 300 · 300 = 180,000 > fp16's 65,504
+            Adapter(layer, "lora_A.weight").fill_(300f);
+            Adapter(layer, "lora_B.weight").fill_(300f); // 2 · 300 · 300 = 180,000 > fp16's 65,504
         }
         var before = linear.weight!.detach().clone();
         var error = Assert.Throws<InvalidOperationException>(layer.Merge);

@@ -2,20 +2,13 @@ using LoraGen.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
 using static LoraGen.Tests.Support.Closeness;
+using static LoraGen.Tests.Support.Adapters;
 using static TorchSharp.torch;
 
 namespace LoraGen.Tests;
 
 public sealed class ModelTests
 {
-    private static void RandomizeAdapters(nn.Module model)
-    {
-        using var noGrad = no_grad();
-        foreach (var (_, layer) in model.LoraLayers())
-            foreach (var (_, parameter) in layer.NamedAdapterParameters)
-                parameter.normal_(0, 0.2);
-    }
-
     [Fact]
     public void ApplyLora_wraps_targets_in_place_with_PEFT_paths_and_keeps_registry_order()
     {
@@ -60,7 +53,7 @@ public sealed class ModelTests
         torch.manual_seed(20);
         var model = new Mlp(16, 32, 3);
         model.ApplyLora();
-        RandomizeAdapters(model);
+        RandomizeAll(model);
         var weights = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
         var x = randn(8, 16);
         var unmerged = model.forward(x);
@@ -81,7 +74,7 @@ public sealed class ModelTests
         var x = randn(8, 16);
         var baseline = model.forward(x);
         model.ApplyLora();
-        RandomizeAdapters(model);
+        RandomizeAll(model);
         var adapted = model.forward(x);
         model.Merge();
         using (model.DisableAdapters())
@@ -97,7 +90,7 @@ public sealed class ModelTests
         var model = new Mlp(16, 32, 3);
         var names = model.named_parameters().Select(p => p.name).ToList();
         model.ApplyLora();
-        RandomizeAdapters(model);
+        RandomizeAll(model);
         var x = randn(8, 16);
         var adapted = model.forward(x);
 

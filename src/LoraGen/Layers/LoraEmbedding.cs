@@ -11,9 +11,6 @@ namespace LoraGen;
 /// </summary>
 public sealed class LoraEmbedding : LoraLayer
 {
-    private readonly Parameter loraA;
-    private readonly Parameter loraB;
-
     /// <summary>Wraps <paramref name="baseLayer"/> with a fresh adapter (A = 0, so outputs are unchanged).</summary>
     /// <exception cref="LoraConfigurationException">The options make no sense, or the adapter would not save parameters.</exception>
     public LoraEmbedding(Embedding baseLayer, LoraConfig config, LoraOptions? options = null)
@@ -21,21 +18,24 @@ public sealed class LoraEmbedding : LoraLayer
     {
         var device = BaseWeight.device;
         var dtype = AdapterTypeFor(BaseWeight.dtype, options);
-        loraA = new Parameter(zeros(Rank, Shape.InFeatures, dtype: dtype, device: device));
-        loraB = new Parameter(empty(Shape.OutFeatures, Rank, dtype: dtype, device: device));
+        register_parameter("lora_embedding_A", new Parameter(zeros(Rank, Shape.InFeatures, dtype: dtype, device: device)));
+        register_parameter("lora_embedding_B", new Parameter(empty(Shape.OutFeatures, Rank, dtype: dtype, device: device)));
         using (no_grad())
-            nn.init.normal_(loraB);
-        register_parameter("lora_embedding_A", loraA);
-        register_parameter("lora_embedding_B", loraB);
+            nn.init.normal_(LoraB);
     }
 
     /// <summary>The sizes of an Embedding: in = number of embeddings, out = embedding dimension.</summary>
     public static LoraLayerShape ShapeOf(Embedding layer) =>
         new(LoraLayerKind.Embedding, WeightOf(layer).shape[0], WeightOf(layer).shape[1]);
 
+    // Read through the registry every time: Module.to() replaces Parameter objects there.
+    private Parameter LoraA => _internal_params["lora_embedding_A"];
+
+    private Parameter LoraB => _internal_params["lora_embedding_B"];
+
     /// <inheritdoc />
     public override IEnumerable<(string Name, Parameter Parameter)> NamedAdapterParameters =>
-        [("lora_embedding_A", loraA), ("lora_embedding_B", loraB)];
+        [("lora_embedding_A", LoraA), ("lora_embedding_B", LoraB)];
 
     /// <inheritdoc />
     protected override Parameter BaseWeight => WeightOf((Embedding)BaseLayer);
@@ -48,16 +48,16 @@ public sealed class LoraEmbedding : LoraLayer
     {
         using var scope = NewDisposeScope();
         // Aᵀ[x]: row x of Aᵀ for every index, then back to x's shape with r at the end.
-        var rows = loraA.t().index_select(0, x.flatten());
+        var rows = LoraA.t().index_select(0, x.flatten());
         var down = rows.reshape([.. x.shape, Rank]);
-        return down.matmul(loraB.t()).mul(Scaling).MoveToOuterDisposeScope();
+        return down.matmul(LoraB.t()).mul(Scaling).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc />
     protected override Tensor DeltaWeight()
     {
         using var scope = NewDisposeScope();
-        var product = loraB.to(ScalarType.Float32).matmul(loraA.to(ScalarType.Float32));
+        var product = LoraB.to(MergeType).matmul(LoraA.to(MergeType));
         return product.t().mul(Scaling).MoveToOuterDisposeScope();
     }
 }

@@ -77,8 +77,11 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// <summary>The adapter's scaled output for input <paramref name="x"/>, in the adapter's dtype.</summary>
     protected abstract Tensor AdapterForward(Tensor x);
 
-    /// <summary>scaling · (B·A) arranged like the base weight, in float32.</summary>
+    /// <summary>scaling · (B·A) arranged like the base weight, in <see cref="MergeType"/>.</summary>
     protected abstract Tensor DeltaWeight();
+
+    /// <summary>The dtype merges are computed in: float32, or float64 over a float64 base.</summary>
+    protected ScalarType MergeType => BaseWeight.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
@@ -113,7 +116,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var weight = BaseWeight;
-        var merged = (weight.to(ScalarType.Float32) + DeltaWeight()).to(weight.dtype);
+        var merged = (weight.to(MergeType) + DeltaWeight()).to(weight.dtype);
         if (!merged.isfinite().all().item<bool>())
         {
             var largest = DeltaWeight().abs().max().item<float>();

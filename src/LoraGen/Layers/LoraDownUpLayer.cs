@@ -1,0 +1,73 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraGen;
+
+/// <summary>
+/// The adapter shape Linear and the convolutions share, as in PEFT: <c>lora_A</c>, a layer like the
+/// base one down to r outputs, and <c>lora_B</c>, a 1-wide layer back up to the base's outputs.
+/// Their composition is one layer whose weight is B·A (flattened past the first axis), which is what
+/// Merge adds.
+/// </summary>
+public abstract class LoraDownUpLayer : LoraLayer
+{
+    private readonly nn.Module<Tensor, Tensor> loraA;
+    private readonly nn.Module<Tensor, Tensor> loraB;
+
+    /// <summary>Checks the options, wraps <paramref name="baseLayer"/>, and builds the adapters with
+    /// <paramref name="createA"/> and <paramref name="createB"/> on the base's device, in the adapter dtype.</summary>
+    private protected LoraDownUpLayer(
+        string name,
+        nn.Module<Tensor, Tensor> baseLayer,
+        LoraConfig config,
+        LoraLayerShape shape,
+        LoraOptions options,
+        Func<Device, ScalarType, nn.Module<Tensor, Tensor>> createA,
+        Func<Device, ScalarType, nn.Module<Tensor, Tensor>> createB)
+        : base(name, baseLayer, config, shape, options)
+    {
+        var device = BaseWeight.device;
+        var dtype = AdapterTypeFor(BaseWeight.dtype, options);
+        loraA = createA(device, dtype);
+        loraB = createB(device, dtype);
+        InitializeDownProjection(WeightOf(loraA));
+        using (no_grad())
+            nn.init.zeros_(WeightOf(loraB));
+        register_module("lora_A", loraA);
+        register_module("lora_B", loraB);
+    }
+
+    /// <inheritdoc />
+    public override IEnumerable<(string Name, Parameter Parameter)> NamedAdapterParameters =>
+        [("lora_A.weight", WeightOf(loraA)), ("lora_B.weight", WeightOf(loraB))];
+
+    /// <inheritdoc />
+    protected override Parameter BaseWeight => WeightOf(BaseLayer);
+
+    /// <inheritdoc />
+    protected override Tensor AdapterForward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var down = loraA.call(AdapterDropout(x.to(WeightOf(loraA).dtype)));
+        return loraB.call(down).mul(Scaling).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    protected override Tensor DeltaWeight()
+    {
+        using var scope = NewDisposeScope();
+        // B is 1-wide, so the composed weight is [out, r] · [r, in·k], laid out like the base weight.
+        var b = WeightOf(loraB).to(MergeType).flatten(1);
+        var a = WeightOf(loraA).to(MergeType).flatten(1);
+        var product = b.matmul(a).reshape(BaseWeight.shape);
+        return product.mul(Scaling).MoveToOuterDisposeScope();
+    }
+
+    // Read through the layer every time: Module.to() replaces Parameter objects.
+    private static Parameter WeightOf(nn.Module<Tensor, Tensor> layer) => layer switch
+    {
+        Linear linear => linear.weight!,
+        Convolution convolution => convolution.weight!,
+        _ => throw new InvalidOperationException($"{layer.GetType().Name} is not a Linear or a convolution."),
+    };
+}
