@@ -68,23 +68,15 @@ internal static class Emitter
 
         using (writer.Block($"{TensorModule} global::LoraGen.ILoraModule.GetLoraTarget(string field)"))
         {
-            using (writer.Block("switch (field)"))
-            {
-                foreach (var target in spec.Targets)
-                    writer.Line($"case {Quote(target.Field)}: return ({TensorModule})this.{target.Field};");
-                writer.Line($"default: throw new global::System.ArgumentException($\"{spec.Type.Name} has no LoRA target '{{field}}'.\", nameof(field));");
-            }
+            FieldSwitch(writer, spec.Targets.Select(t => t.Field), field => $"return ({TensorModule})this.{field};",
+                $"{spec.Type.Name} has no LoRA target");
         }
         writer.Line();
 
         using (writer.Block($"void global::LoraGen.ILoraModule.SetLoraTarget(string field, {TensorModule} layer)"))
         {
-            using (writer.Block("switch (field)"))
-            {
-                foreach (var target in spec.Targets)
-                    writer.Line($"case {Quote(target.Field)}: this.{target.Field} = layer; break;");
-                writer.Line($"default: throw new global::System.ArgumentException($\"{spec.Type.Name} has no LoRA target '{{field}}'.\", nameof(field));");
-            }
+            FieldSwitch(writer, spec.Targets.Select(t => t.Field), field => $"this.{field} = layer; break;",
+                $"{spec.Type.Name} has no LoRA target");
             writer.Line("// Same name, same position in TorchSharp's registry: parameter paths and order are kept.");
             writer.Line("if (this._internal_submodules.ContainsKey(field))");
             writer.Line("    this._internal_submodules[field] = layer;");
@@ -95,12 +87,19 @@ internal static class Emitter
 
         using (writer.Block($"{Module} global::LoraGen.ILoraModule.GetTrainableField(string field)"))
         {
-            using (writer.Block("switch (field)"))
-            {
-                foreach (var field in spec.TrainableFields)
-                    writer.Line($"case {Quote(field)}: return this.{field};");
-                writer.Line($"default: throw new global::System.ArgumentException($\"{spec.Type.Name} has no trainable field '{{field}}'.\", nameof(field));");
-            }
+            FieldSwitch(writer, spec.TrainableFields, field => $"return this.{field};",
+                $"{spec.Type.Name} has no trainable field");
+        }
+    }
+
+    /// <summary>A <c>switch (field)</c> with one case per name and an ArgumentException for any other.</summary>
+    private static void FieldSwitch(SourceWriter writer, IEnumerable<string> fields, System.Func<string, string> body, string problem)
+    {
+        using (writer.Block("switch (field)"))
+        {
+            foreach (var field in fields)
+                writer.Line($"case {Quote(field)}: {body(field)}");
+            writer.Line($"default: throw new global::System.ArgumentException($\"{problem} '{{field}}'.\", nameof(field));");
         }
     }
 

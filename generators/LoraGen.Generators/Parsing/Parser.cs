@@ -74,9 +74,9 @@ internal static class Parser
         {
             var field = target.Field;
             if (field.IsReadOnly || !types.CanHoldWrapper(field.Type))
-                return null; // LORA0005
+                return null; // readonly, or a type the wrapper cannot be stored in: the analyzers explain
             if (target.Kind is null && target.Creation is { TypeName: not null })
-                return null; // LORA0004: assigned something the compiler knows is not a supported layer
+                return null; // assigned something the compiler knows is not a supported layer
             var creation = target.Creation;
             long? kernel = target.Kind is LayerKinds.Linear or LayerKinds.Embedding ? 1 : creation?.KernelElements;
             targets.Add(new LoraTargetSpec(
