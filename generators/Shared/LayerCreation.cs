@@ -43,7 +43,9 @@ internal sealed class LayerCreation
     {
         foreach (var reference in field.DeclaringSyntaxReferences)
         {
-            if (reference.GetSyntax(cancellation) is VariableDeclaratorSyntax { Initializer.Value: { } initializer })
+            // An initializer like `= null!` says nothing: the constructor's assignment does.
+            if (reference.GetSyntax(cancellation) is VariableDeclaratorSyntax { Initializer.Value: { } initializer }
+                && !IsPlaceholder(initializer, compilation, cancellation))
                 return Read(initializer, types, compilation, cancellation);
         }
 
@@ -62,6 +64,16 @@ internal sealed class LayerCreation
             }
         }
         return null;
+    }
+
+    private static bool IsPlaceholder(ExpressionSyntax expression, Compilation compilation, CancellationToken cancellation)
+    {
+        while (expression is PostfixUnaryExpressionSyntax { RawKind: (int)Microsoft.CodeAnalysis.CSharp.SyntaxKind.SuppressNullableWarningExpression } suppressed)
+            expression = suppressed.Operand;
+        var operation = compilation.GetSemanticModel(expression.SyntaxTree).GetOperation(expression, cancellation);
+        while (operation is IConversionOperation conversion)
+            operation = conversion.Operand;
+        return operation is IDefaultValueOperation || operation is ILiteralOperation { ConstantValue: { HasValue: true, Value: null } };
     }
 
     private static LayerCreation Read(ExpressionSyntax expression, TorchSharpTypes types, Compilation compilation, CancellationToken cancellation)

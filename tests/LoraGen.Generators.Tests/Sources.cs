@@ -40,10 +40,12 @@ internal static class Sources
                 private Module<Tensor, Tensor> head = Linear(64, 10);
                 private readonly Module<Tensor, Tensor> norm = LayerNorm(64);
                 private Module<Tensor, Tensor> unknown;
+                private Module<Tensor, Tensor> late = null!;
 
                 public Encoder(Module<Tensor, Tensor> injected) : base(nameof(Encoder))
                 {
                     embed = Embedding(1000, 64);
+                    late = Linear(64, 32);
                     this.conv = Conv1d(64, 64, 3, padding: 1);
                     image = Conv2d(3, 16, (3, 5));
                     unknown = injected;

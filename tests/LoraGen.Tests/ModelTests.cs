@@ -102,6 +102,27 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void An_annotated_class_the_generator_skipped_is_named_and_nothing_changes()
+    {
+        // Not partial, so the generator wrote nothing for it.
+        var model = nn.Sequential(new MlpBlock(8, 16), new NotPartial());
+        var error = Assert.Throws<InvalidOperationException>(() => model.ApplyLora());
+        Assert.StartsWith("'1' (NotPartial) carries [LoraTarget] but the source generator did not implement ILoraModule", error.Message);
+        Assert.Empty(model.LoraLayers());
+        Assert.All(model.parameters(), p => Assert.True(p.requires_grad));
+    }
+
+    [LoraTarget(Rank = 2)]
+    private sealed class NotPartial : nn.Module<Tensor, Tensor>
+    {
+        private nn.Module<Tensor, Tensor> proj = nn.Linear(8, 8);
+
+        public NotPartial() : base(nameof(NotPartial)) => RegisterComponents();
+
+        public override Tensor forward(Tensor x) => proj.call(x);
+    }
+
+    [Fact]
     public void A_model_without_annotated_classes_is_refused_with_advice()
     {
         var error = Assert.Throws<InvalidOperationException>(() => nn.Sequential(nn.Linear(4, 4)).ApplyLora());

@@ -22,10 +22,19 @@ public static class LoraModelExtensions
         ArgumentNullException.ThrowIfNull(model);
         options ??= LoraOptions.Default;
         var hosts = LoraTree.Hosts(model).ToList();
+        var skipped = LoraTree.AnnotatedWithoutGeneratedCode(model).ToList();
+        if (skipped.Count > 0)
+            throw new InvalidOperationException(
+                $"{string.Join(", ", skipped.Select(s => $"'{s.Path}' ({s.Module.GetType().Name})"))} carries [LoraTarget] " +
+                "but the source generator did not implement ILoraModule for it, so nothing was changed. The generator " +
+                "skips a class that is not partial (it and every containing class), a name in Targets/Exclude/Trainable " +
+                "that is not a field, a target that is readonly or declared as a sealed layer type (declare it " +
+                "Module<Tensor, Tensor>), or a target assigned a layer LoRA cannot adapt; the LoraGen analyzers report which. " +
+                "Check too that the project references the generator (the LoraGen package does).");
         if (hosts.Count == 0)
             throw new InvalidOperationException(
                 $"ApplyLora found no [LoraTarget] class in this {model.GetType().Name}: mark the classes whose layers " +
-                "should be adapted with [LoraTarget] (and declare them partial so the generator can implement ILoraModule).");
+                "should be adapted with [LoraTarget], and declare them partial.");
 
         var plan = new List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)>();
         foreach (var (path, host) in hosts)

@@ -30,5 +30,15 @@ internal static class LoraTree
     public static IEnumerable<(string Path, LoraLayer Layer)> Layers(nn.Module root) =>
         Modules(root).Where(m => m.Module is LoraLayer).Select(m => (m.Path, (LoraLayer)m.Module));
 
+    /// <summary>Modules whose class carries [LoraTarget] (on itself or a field) but does not implement
+    /// ILoraModule: the generator skipped them. Reflection, once per ApplyLora, to explain the mistake.</summary>
+    public static IEnumerable<(string Path, nn.Module Module)> AnnotatedWithoutGeneratedCode(nn.Module root) =>
+        Modules(root).Where(m => m.Module is not ILoraModule && IsAnnotated(m.Module.GetType()));
+
+    private static bool IsAnnotated(Type type) =>
+        type.IsDefined(typeof(LoraTargetAttribute), inherit: false)
+        || type.GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic)
+            .Any(f => f.IsDefined(typeof(LoraTargetAttribute), inherit: false));
+
     public static string Join(string prefix, string name) => prefix.Length == 0 ? name : prefix + "." + name;
 }
