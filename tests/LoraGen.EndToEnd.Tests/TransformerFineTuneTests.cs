@@ -65,7 +65,7 @@ public sealed class TransformerFineTuneTests(Xunit.Abstractions.ITestOutputHelpe
             if (step >= 95) last += loss.item<float>() / 5;
         }
         output.WriteLine($"mean loss over the first 5 steps {first:F3}, over the last 5 {last:F3}");
-        Assert.True(last < 0.5 * first, $"loss went from {first:F3} to {last:F3}");
+        Assert.True(last < 0.2 * first, $"loss went from {first:F3} to {last:F3}");
 
         var trainable = model.NamedLoraParameters().Select(p => p.Path).ToHashSet();
         foreach (var (name, tensor) in model.state_dict())
