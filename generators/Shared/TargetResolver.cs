@@ -35,19 +35,16 @@ internal sealed class TargetResolution
     public TargetResolution(
         ImmutableArray<ResolvedTarget> targets,
         ImmutableArray<IFieldSymbol> trainable,
-        ImmutableArray<UnknownName> unknownNames,
-        ImmutableArray<IFieldSymbol> instanceFields)
+        ImmutableArray<UnknownName> unknownNames)
     {
         Targets = targets;
         Trainable = trainable;
         UnknownNames = unknownNames;
-        InstanceFields = instanceFields;
     }
 
     public ImmutableArray<ResolvedTarget> Targets { get; }
     public ImmutableArray<IFieldSymbol> Trainable { get; }
     public ImmutableArray<UnknownName> UnknownNames { get; }
-    public ImmutableArray<IFieldSymbol> InstanceFields { get; }
 }
 
 internal static class TargetResolver
@@ -112,11 +109,9 @@ internal static class TargetResolver
             fieldOptions.TryGetValue(field, out var own);
             targets.Add(new ResolvedTarget(field, LoraAttributeData.Combine(classOptions, own), creation, kind));
         }
-        return new TargetResolution(targets.ToImmutable(), trainable, unknown.ToImmutable(), fields);
+        return new TargetResolution(targets.ToImmutable(), trainable, unknown.ToImmutable());
     }
 
     private static AttributeData? FindAttribute(ImmutableArray<AttributeData> attributes, TorchSharpTypes types) =>
-        attributes.FirstOrDefault(a =>
-            SymbolEqualityComparer.Default.Equals(a.AttributeClass, types.LoraTargetAttribute)
-            || a.AttributeClass?.ToDisplayString() == TorchSharpTypes.LoraTargetAttributeName);
+        attributes.FirstOrDefault(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, types.LoraTargetAttribute));
 }

@@ -20,7 +20,9 @@ internal static class Parser
 {
     /// <summary>For a class that carries the attribute.</summary>
     public static LoraClassSpec? ParseClass(GeneratorAttributeSyntaxContext context, CancellationToken cancellation) =>
-        context.TargetSymbol is INamedTypeSymbol type ? Guarded(type, context.SemanticModel.Compilation, cancellation) : null;
+        context.TargetSymbol is INamedTypeSymbol type
+            ? Guarded(type, TorchSharpTypes.From(context.SemanticModel.Compilation), context.SemanticModel.Compilation, cancellation)
+            : null;
 
     /// <summary>
     /// For a field that carries the attribute, in a class that does not: the class is parsed once,
@@ -38,14 +40,14 @@ internal static class Parser
         var first = owner.GetMembers().OfType<IFieldSymbol>().FirstOrDefault(f => f.GetAttributes().Any(IsLoraTarget));
         if (!SymbolEqualityComparer.Default.Equals(first, field))
             return null;
-        return Guarded(owner, context.SemanticModel.Compilation, cancellation);
+        return Guarded(owner, types, context.SemanticModel.Compilation, cancellation);
     }
 
-    private static LoraClassSpec? Guarded(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellation)
+    private static LoraClassSpec? Guarded(INamedTypeSymbol type, TorchSharpTypes types, Compilation compilation, CancellationToken cancellation)
     {
         try
         {
-            return Parse(type, compilation, cancellation);
+            return Parse(type, types, compilation, cancellation);
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {
@@ -54,9 +56,8 @@ internal static class Parser
         }
     }
 
-    private static LoraClassSpec? Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellation)
+    private static LoraClassSpec? Parse(INamedTypeSymbol type, TorchSharpTypes types, Compilation compilation, CancellationToken cancellation)
     {
-        var types = TorchSharpTypes.From(compilation);
         if (type.TypeKind != TypeKind.Class || type.IsStatic || types.Module is null || !types.IsModule(type))
             return null;
         if (!IsPartialAll(type, cancellation))
