@@ -30,7 +30,8 @@ internal sealed class LayerCreation
     public long? Groups { get; }
     public Location? Location { get; }
 
-    /// <summary>The created type's name, for messages ("LayerNorm").</summary>
+    /// <summary>The created type's name when it is a concrete type ("LayerNorm"), for messages; null when
+    /// only an abstract module type is known.</summary>
     public string? TypeName { get; private set; }
 
     public bool HasSizes => InFeatures is not null && OutFeatures is not null && KernelElements is not null;
@@ -119,7 +120,9 @@ internal sealed class LayerCreation
         }
         return new LayerCreation(kind, inFeatures, outFeatures, kernel, groups, expression.GetLocation())
         {
-            TypeName = type?.Name,
+            // Only a concrete type says what the layer is: a helper that returns Module<Tensor, Tensor>
+            // may build a Linear, which only the runtime can see.
+            TypeName = type is null || type.TypeKind == TypeKind.Error || types.CanHoldWrapper(type) ? null : type.Name,
         };
     }
 

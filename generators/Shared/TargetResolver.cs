@@ -51,8 +51,9 @@ internal static class TargetResolver
 {
     /// <summary>
     /// Resolves the targets of <paramref name="type"/>. Null when an attribute cannot be read yet
-    /// (code being typed). Targets default to every field that holds a supported layer; a field with
-    /// its own <c>[LoraTarget]</c> is always a target and overrides the class's options.
+    /// (code being typed). Targets default to every field that holds a supported layer, except those
+    /// in Exclude or Trainable; a field with its own <c>[LoraTarget]</c> is always a target and
+    /// overrides the class's options.
     /// </summary>
     public static TargetResolution? Resolve(
         INamedTypeSymbol type, TorchSharpTypes types, Compilation compilation, CancellationToken cancellation)
@@ -97,7 +98,9 @@ internal static class TargetResolver
         {
             cancellation.ThrowIfCancellationRequested();
             bool hasOwnAttribute = fieldOptions.ContainsKey(field);
-            if (!hasOwnAttribute && (excluded.Contains(field) || !(explicitTargets.Contains(field) || useDefaultTargets)))
+            // A Trainable field trains in full: the default set leaves it out (naming it in Targets is LORA0011).
+            bool inDefaultSet = useDefaultTargets && !trainable.Contains(field, SymbolEqualityComparer.Default);
+            if (!hasOwnAttribute && (excluded.Contains(field) || !(explicitTargets.Contains(field) || inDefaultSet)))
                 continue;
             var creation = types.LayerKindOf(field.Type) is null && types.IsModuleType(field.Type)
                 ? LayerCreation.Find(field, types, compilation, cancellation)

@@ -31,13 +31,14 @@ public sealed class LoraTargetAttribute : Attribute
     public double Dropout { get; set; }
 
     /// <summary>Names of the fields to adapt. Default: every field holding a supported layer
-    /// (Linear, Embedding, Conv1d, Conv2d).</summary>
+    /// (Linear, Embedding, Conv1d, Conv2d), except those in <see cref="Exclude"/> or <see cref="Trainable"/>.</summary>
     public string[] Targets { get; set; } = [];
 
     /// <summary>Names of fields never to adapt, even when they hold a supported layer.</summary>
     public string[] Exclude { get; set; } = [];
 
-    /// <summary>Fields trained in full next to the adapters (PEFT's <c>modules_to_save</c>).</summary>
+    /// <summary>Fields trained in full next to the adapters (PEFT's <c>modules_to_save</c>), e.g. a new
+    /// classification head. They are not adapted: naming one in <see cref="Targets"/> too is LORA0011.</summary>
     public string[] Trainable { get; set; } = [];
 
     /// <summary>Scale the update by Alpha / √Rank (rank-stabilised LoRA) instead of Alpha / Rank.</summary>

@@ -1,0 +1,98 @@
+using System;
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Linq;
+using LoraGen.SourceShared;
+using Microsoft.CodeAnalysis;
+
+namespace LoraGen.Analyzers;
+
+/// <summary>
+/// LORA0007 (rank not low), LORA0008 (no savings) and LORA0013 (groups do not divide the rank), for
+/// targets whose sizes are compile-time constants. Sizes the compiler cannot see stay unchecked here;
+/// ApplyLora checks them when the model runs.
+/// </summary>
+internal static class SizeRules
+{
+    /// <summary>Above this a size is surely not a constant a person meant; the arithmetic would overflow.</summary>
+    private const long MaxSize = int.MaxValue;
+
+    public static void Check(AnnotatedClass annotated, TargetResolution resolution, Action<Diagnostic> report)
+    {
+        foreach (var target in resolution.Targets)
+        {
+            if (target.Kind is not { } kind || target.Creation is not { HasSizes: true } creation)
+                continue;
+            long inFeatures = creation.InFeatures!.Value, outFeatures = creation.OutFeatures!.Value, kernel = creation.KernelElements!.Value;
+            if (new[] { inFeatures, outFeatures, kernel }.Any(size => size < 1 || size > MaxSize))
+                continue; // the layer's own constructor rejects these
+            var budget = new LayerBudget(inFeatures, outFeatures, kernel);
+            var field = target.Field;
+            int rank = target.Options.Rank;
+            if (rank < 1)
+                continue; // LORA0006
+            var location = field.Locations.FirstOrDefault() ?? annotated.Location;
+            string layer = Describe(kind, budget);
+            var properties = FixValues(annotated, field, budget);
+            string remedy = Remedy(budget);
+
+            if (rank >= budget.FullRank)
+            {
+                string bound = kernel == 1 ? "min(in, out)" : "min(in·k, out)";
+                report(Diagnostic.Create(Rules.RankNotLow, location, properties,
+                    Count(rank), field.Name, layer, $"{bound} = {Count(budget.FullRank)}", remedy));
+            }
+            if (!budget.Saves(rank))
+            {
+                string perRank = kernel == 1
+                    ? $"{Count(inFeatures)} + {Count(outFeatures)}"
+                    : $"{Count(inFeatures)}·{Count(kernel)} + {Count(outFeatures)}";
+                report(Diagnostic.Create(Rules.NoSavings, location, properties,
+                    Count(rank), field.Name, layer, $"{Count(rank)}·({perRank}) = {Count(budget.AdapterParameters(rank))}",
+                    Count(budget.LayerParameters), ParameterFormula(kind), remedy));
+            }
+            if (creation.Groups is > 1 and <= MaxSize && rank % creation.Groups.Value != 0)
+            {
+                long groups = creation.Groups.Value;
+                long suggestion = rank < groups ? groups : rank / groups * groups;
+                report(Diagnostic.Create(Rules.GroupsDoNotDivideRank, location,
+                    field.Name, kind, Count(groups), Count(rank), Count(suggestion)));
+            }
+        }
+    }
+
+    /// <summary>What the LORA0007/LORA0008 fix needs: the rank to set and which attribute sets it now.</summary>
+    private static ImmutableDictionary<string, string?> FixValues(AnnotatedClass annotated, IFieldSymbol field, LayerBudget budget)
+    {
+        if (budget.HalfSavingRank < 1)
+            return ImmutableDictionary<string, string?>.Empty; // no rank saves half: the fix has nothing to offer
+        string source = annotated.AttributeOf(field)?.Values?.Rank is not null ? "Field" : "Class";
+        return ImmutableDictionary<string, string?>.Empty
+            .Add(FixProperties.SuggestedRank, budget.HalfSavingRank.ToString(CultureInfo.InvariantCulture))
+            .Add(FixProperties.RankSource, source);
+    }
+
+    private static string Remedy(LayerBudget budget) => budget.HalfSavingRank >= 1
+        ? $"Rank = {Count(budget.HalfSavingRank)} keeps at least half of the layer's {Count(budget.LayerParameters)} parameters saved"
+        : budget.Saves(1)
+            ? "even Rank = 1 saves less than half of this small layer; consider leaving it out"
+            : "no rank saves parameters on a layer this small; leave it out of the targets";
+
+    private static string ParameterFormula(string kind) => kind switch
+    {
+        LayerKinds.Embedding => "num·dim",
+        LayerKinds.Linear => "in·out",
+        _ => "out·in·k",
+    };
+
+    /// <summary>The layer as the runtime's messages write it: "Linear 512→512", "Embedding 1,000×64",
+    /// "Conv2d 3→16, 9-element kernel".</summary>
+    internal static string Describe(string kind, LayerBudget budget) => kind switch
+    {
+        LayerKinds.Embedding => $"Embedding {Count(budget.InFeatures)}×{Count(budget.OutFeatures)}",
+        LayerKinds.Linear => $"Linear {budget.InFeatures}→{budget.OutFeatures}",
+        _ => $"{kind} {budget.InFeatures}→{budget.OutFeatures}, {budget.KernelElements}-element kernel",
+    };
+
+    private static string Count(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+}
