@@ -64,22 +64,22 @@ internal static class NameRules
         }
     }
 
-    /// <summary>"Rank 4 here, 8 on the class" for every option the field sets to another value.</summary>
+    /// <summary>"Rank 4 on the field, 8 on the class" for every option the field's attribute sets to
+    /// another value than the class's.</summary>
     private static string Differences(LoraAttributeData classValues, LoraAttributeData own)
     {
-        var classOptions = LoraAttributeData.Combine(classValues, null);
-        var fieldOptions = LoraAttributeData.Combine(classValues, own);
+        var inherited = LoraAttributeData.Combine(classValues, null);
         var parts = new List<string>();
-        void Compare(string name, object? mine, object? theirs)
+        void Compare(string name, object? mine, object theirs)
         {
-            if (!Equals(mine, theirs))
+            if (mine is not null && !Equals(mine, theirs))
                 parts.Add($"{name} {Show(mine)} on the field, {Show(theirs)} on the class");
         }
-        Compare("Rank", fieldOptions.Rank, classOptions.Rank);
-        Compare("Alpha", fieldOptions.EffectiveAlpha, classOptions.EffectiveAlpha);
-        Compare("Dropout", fieldOptions.Dropout, classOptions.Dropout);
-        Compare("UseRsLora", fieldOptions.UseRsLora, classOptions.UseRsLora);
-        Compare("Init", fieldOptions.Init, classOptions.Init);
+        Compare("Rank", own.Rank, inherited.Rank);
+        Compare("Alpha", own.Alpha, inherited.EffectiveAlpha);
+        Compare("Dropout", own.Dropout, inherited.Dropout);
+        Compare("UseRsLora", own.UseRsLora, inherited.UseRsLora);
+        Compare("Init", own.Init, inherited.Init);
         return string.Join("; ", parts);
     }
 

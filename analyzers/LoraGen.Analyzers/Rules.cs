@@ -44,7 +44,7 @@ internal static class Rules
     public static readonly DiagnosticDescriptor RankNotLow = Rule(
         "LORA0007", DiagnosticSeverity.Warning,
         "Rank leaves no low-rank restriction",
-        "Rank {0} on '{1}' ({2}) is at least min(in, out) = {3}, so B·A can express any update and LoRA restricts nothing; {4}");
+        "Rank {0} on '{1}' ({2}) is at least {3}, so B·A can express any update and LoRA restricts nothing; {4}");
 
     public static readonly DiagnosticDescriptor NoSavings = Rule(
         "LORA0008", DiagnosticSeverity.Warning,

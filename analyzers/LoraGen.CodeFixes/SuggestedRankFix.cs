@@ -76,8 +76,7 @@ public sealed class SuggestedRankFix : CodeFixProvider
         var attribute = SyntaxFactory.Attribute(name?.WithoutTrivia() ?? SyntaxFactory.ParseName("LoraGen.LoraTarget"))
             .WithArgumentList(SyntaxFactory.AttributeArgumentList(SyntaxFactory.SingletonSeparatedList(rankArgument)));
         var list = SyntaxFactory.AttributeList(SyntaxFactory.SingletonSeparatedList(attribute))
-            .WithLeadingTrivia(field.GetLeadingTrivia())
-            .WithTrailingTrivia(SyntaxFactory.Space);
+            .WithLeadingTrivia(field.GetLeadingTrivia()); // the formatter puts the field on the next line
         return field.WithoutLeadingTrivia().WithAttributeLists(field.AttributeLists.Insert(0, list));
     }
 
