@@ -42,10 +42,14 @@ public sealed class LoraTargetAnalyzer : DiagnosticAnalyzer
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {
-            // Code being typed can be in any state; a crash would only show up as AD0001 and hide
-            // every other diagnostic. The generator and the runtime stay safe without this one.
+            // Code being typed can be in any state; a crash would show up as AD0001 on every
+            // keystroke. Staying silent is safe: the generator emits nothing and the runtime checks.
+            SwallowedException?.Invoke(error);
         }
     }
+
+    /// <summary>Lets tests see what the guard above hides, so a bug cannot pass as silence.</summary>
+    internal static Action<Exception>? SwallowedException { get; set; }
 
     private static void Analyze(SymbolAnalysisContext context, TorchSharpTypes types)
     {

@@ -9,6 +9,11 @@ namespace LoraGen.Analyzers.Tests;
 /// look for analyzer failures (AD0001) over many sources.</summary>
 internal static class RunAnalyzer
 {
+    /// <summary>Every exception the analyzer's guard swallowed in this test run.</summary>
+    public static readonly System.Collections.Concurrent.ConcurrentQueue<Exception> Swallowed = new();
+
+    static RunAnalyzer() => LoraTargetAnalyzer.SwallowedException = Swallowed.Enqueue;
+
     public static ImmutableArray<Diagnostic> On(string source)
     {
         var compilation = CSharpCompilation.Create(

@@ -5,85 +5,31 @@ namespace LoraGen.Generators.Tests;
 /// <summary>The generator must never throw, whatever the user's code looks like.</summary>
 public sealed class RobustnessTests
 {
-    private const string U = Sources.Usings;
-
-    private static readonly string[] Unusual =
-    [
-        U + "[LoraTarget] public class NotPartial : Module<Tensor, Tensor> { Module<Tensor, Tensor> a = Linear(8, 8); public NotPartial() : base(\"x\") {} public override Tensor forward(Tensor x) => x; }",
-        U + "[LoraTarget] public partial class NotAModule { object a = Linear(8, 8); }",
-        U + "[LoraTarget] public static partial class Static { }",
-        U + "[LoraTarget] public partial struct Struct { }",
-        U + "[LoraTarget] public partial interface IFace { }",
-        U + "[LoraTarget] public partial record Rec(int X);",
-        U + "[LoraTarget] public enum E { A }",
-        U + "[LoraTarget(Rank = \"eight\")] public partial class BadRank : Module<Tensor, Tensor> { }",
-        U + "[LoraTarget(Rank = 1 / 0)] public partial class DivZero : Module<Tensor, Tensor> { }",
-        U + "[LoraTarget(Targets = null)] public partial class NullTargets : Module<Tensor, Tensor> { Module<Tensor, Tensor> a = Linear(8, 8); public NullTargets() : base(\"x\") {} public override Tensor forward(Tensor x) => x; }",
-        U + "[LoraTarget(Targets = [null])] public partial class NullName : Module<Tensor, Tensor> { }",
-        U + "[LoraTarget(Targets = [1])] public partial class IntName : Module<Tensor, Tensor> { }",
-        U + "[LoraTarget(Targets = [\"missing\"])] public partial class Missing : Module<Tensor, Tensor> { Module<Tensor, Tensor> a = Linear(8, 8); }",
-        U + "[LoraTarget(Exclude = [\"nope\"], Trainable = [\"gone\"])] public partial class BadNames : Module<Tensor, Tensor> { }",
-        U + "[LoraTarget(5)] public partial class CtorArg : Module<Tensor, Tensor> { }",
-        U + "[LoraTarget(Unknown = 3)] public partial class UnknownProperty : Module<Tensor, Tensor> { }",
-        U + "[LoraTarget, LoraTarget] public partial class Twice : Module<Tensor, Tensor> { Module<Tensor, Tensor> a = Linear(8, 8); }",
-        U + "[LoraTarget] public partial class Dup : Module<Tensor, Tensor> { Module<Tensor, Tensor> a = Linear(8, 8); Module<Tensor, Tensor> a = Linear(4, 4); }",
-        U + "[LoraTarget(Targets = [\"n\"])] public partial class IntField : Module<Tensor, Tensor> { int n = 3; }",
-        U + "[LoraTarget(Targets = [\"a\"])] public partial class ReadOnlyField : Module<Tensor, Tensor> { readonly Module<Tensor, Tensor> a = Linear(8, 8); }",
-        U + "[LoraTarget(Targets = [\"a\"])] public partial class SealedType : Module<Tensor, Tensor> { TorchSharp.Modules.Linear a = Linear(8, 8); }",
-        U + "[LoraTarget(Targets = [\"n\"])] public partial class Norm : Module<Tensor, Tensor> { Module<Tensor, Tensor> n = LayerNorm(8); }",
-        U + "[LoraTarget] public partial class Empty : Module<Tensor, Tensor> { }",
-        U + "[LoraTarget] public partial class UnknownBase : DoesNotExist { Module<Tensor, Tensor> a = Linear(8, 8); }",
-        U + "[LoraTarget] public partial class Self : Self { }",
-        U + "public class Outer { [LoraTarget] public partial class Inner : Module<Tensor, Tensor> { Module<Tensor, Tensor> a = Linear(8, 8); } }",
-        U + "public partial class Holder { [LoraTarget] public int Property { get; set; } }",
-        U + "public partial class M : Module<Tensor, Tensor> { void F() { [LoraTarget] int local = 0; } }",
-        U + "[LoraTarget] public partial class Gen<T> : Module<Tensor, Tensor> where T : struct { Module<Tensor, Tensor> a = Linear(8, 8); }",
-        U + "[LoraTarget] public partial class Unassigned : Module<Tensor, Tensor> { Module<Tensor, Tensor> a; }",
-        U + "[LoraTarget] public partial class NonConst : Module<Tensor, Tensor> { static int n = 8; Module<Tensor, Tensor> a = Linear(n, n); }",
-        U + "[LoraTarget] public partial class Ternary : Module<Tensor, Tensor> { static bool b; Module<Tensor, Tensor> a = b ? Linear(8, 8) : Linear(4, 4); }",
-        U + "[LoraTarget] public partial class Nullable : Module<Tensor, Tensor> { Module<Tensor, Tensor>? a = null; }",
-        U + "[LoraTarget] public partial class Huge : Module<Tensor, Tensor> { Module<Tensor, Tensor> a = Linear(long.MaxValue, long.MaxValue); }",
-        U + "[LoraTarget(Rank = 2)] public partial class Conv : Module<Tensor, Tensor> { Module<Tensor, Tensor> c = Conv2d(3, 8, (3, 3), groups: 4); }",
-        U + "[LoraTarget(Alpha = double.NaN, Dropout = double.PositiveInfinity)] public partial class NaNs : Module<Tensor, Tensor> { Module<Tensor, Tensor> a = Linear(8, 8); }",
-        U + "[LoraGen.LoraTarget(Targets = new[] { \"a\" })] public partial class OldSyntax : Module<Tensor, Tensor> { Module<Tensor, Tensor> a = Linear(8, 8); }",
-        "[LoraTarget] public partial class NoUsings : Module<Tensor, Tensor> { }",
-        "namespace ;;; [LoraGen.LoraTarget] partial class",
-        "",
-        "#error stop\n" + U + "[LoraTarget] public partial class Err : Module<Tensor, Tensor> { }",
-    ];
-
     public static TheoryData<string> CutSources()
     {
-        // Cut the representative sources at many points, including inside the attribute.
         var data = new TheoryData<string>();
-        foreach (var source in new[] { Sources.Attention, Sources.DefaultTargetsAndConstructor })
-        {
-            var attribute = source.IndexOf("[LoraTarget(", StringComparison.Ordinal);
-            for (int cut = attribute + 1; cut < attribute + 60; cut += 3)
-                data.Add(source[..cut]);
-            for (int cut = attribute + 60; cut < source.Length; cut += source.Length / 12)
-                data.Add(source[..cut]);
-        }
+        foreach (var source in BrokenSources.Cut())
+            data.Add(source);
         return data;
     }
 
     public static TheoryData<int> UnusualIndexes()
     {
         var data = new TheoryData<int>();
-        for (int i = 0; i < Unusual.Length; i++) data.Add(i);
+        for (int i = 0; i < BrokenSources.Unusual.Length; i++) data.Add(i);
         return data;
     }
 
     [Fact]
     public void There_are_at_least_fifty_cases()
     {
-        int cases = Unusual.Length + ((IEnumerable<object[]>)CutSources()).Count();
+        int cases = BrokenSources.Unusual.Length + ((IEnumerable<object[]>)CutSources()).Count();
         Assert.True(cases >= 50, $"only {cases} cases");
     }
 
     [Theory]
     [MemberData(nameof(UnusualIndexes))]
-    public void Unusual_code_never_makes_the_generator_throw(int index) => AssertNoCrash(Unusual[index]);
+    public void Unusual_code_never_makes_the_generator_throw(int index) => AssertNoCrash(BrokenSources.Unusual[index]);
 
     [Theory]
     [MemberData(nameof(CutSources))]
