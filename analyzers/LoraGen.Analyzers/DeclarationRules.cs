@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Collections.Immutable;
 using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
@@ -35,11 +36,11 @@ internal static class DeclarationRules
 
     public static void ReportNothingToAdapt(AnnotatedClass annotated, Action<Diagnostic> report)
     {
-        var excluded = annotated.ClassAttribute?.Values?.Exclude ?? default;
-        bool excludesFields = !excluded.IsDefaultOrEmpty
-            && annotated.Type.GetMembers().OfType<IFieldSymbol>().Any(f => excluded.Contains(f.Name));
-        string why = excludesFields
-            ? "the fields it would adapt are all in Exclude"
+        var values = annotated.ClassAttribute?.Values;
+        var leftOut = values is null ? ImmutableArray<string>.Empty : values.Exclude.AddRange(values.Trainable);
+        bool leavesFieldsOut = annotated.Type.GetMembers().OfType<IFieldSymbol>().Any(f => leftOut.Contains(f.Name));
+        string why = leavesFieldsOut
+            ? "the fields it would adapt are all in Exclude or Trainable"
             : "no field holds a Linear, Embedding, Conv1d or Conv2d that the compiler can see; name fields whose layer is created elsewhere in Targets";
         report(Diagnostic.Create(Rules.NothingToAdapt, annotated.Location, annotated.Type.Name, why));
     }

@@ -29,7 +29,15 @@ internal static class NameRules
                 : ImmutableDictionary<string, string?>.Empty.Add(FixProperties.ClosestName, closest);
             report(Diagnostic.Create(Rules.UnknownName,
                 AttributeLocations.OfName(classAttribute.Data, unknown.Property, unknown.Name, annotated.Cancellation),
-                properties, unknown.Name, unknown.Property, annotated.Type.Name, hint));
+                properties, unknown.Name, unknown.Property, "a field", annotated.Type.Name, hint));
+        }
+
+        foreach (var field in resolution.Trainable.Where(f => f.Type.TypeKind != TypeKind.Error && !annotated.Types.IsModuleType(f.Type)))
+        {
+            report(Diagnostic.Create(Rules.UnknownName,
+                AttributeLocations.OfName(classAttribute.Data, "Trainable", field.Name, annotated.Cancellation),
+                field.Name, "Trainable", "a module field", annotated.Type.Name,
+                $"; it is declared '{field.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat)}', and only modules can be trained in full"));
         }
 
         CheckTargetedTwice(annotated, classAttribute, classValues, report);

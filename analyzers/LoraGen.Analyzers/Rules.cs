@@ -24,7 +24,7 @@ internal static class Rules
     public static readonly DiagnosticDescriptor UnknownName = Rule(
         "LORA0003", DiagnosticSeverity.Error,
         "Name in Targets, Exclude or Trainable is not a field",
-        "'{0}' in {1} is not a field of '{2}'{3}");
+        "'{0}' in {1} is not {2} of '{3}'{4}");
 
     public static readonly DiagnosticDescriptor UnsupportedLayer = Rule(
         "LORA0004", DiagnosticSeverity.Error,
@@ -88,7 +88,4 @@ internal static class FixProperties
 
     /// <summary>LORA0007/LORA0008: the largest rank that keeps at least half the layer's parameters saved.</summary>
     public const string SuggestedRank = "SuggestedRank";
-
-    /// <summary>LORA0007/LORA0008: "Field" when the rank comes from the field's own attribute, "Class" otherwise.</summary>
-    public const string RankSource = "RankSource";
 }

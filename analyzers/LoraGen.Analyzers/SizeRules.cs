@@ -33,16 +33,24 @@ internal static class SizeRules
                 continue; // LORA0006
             var location = field.Locations.FirstOrDefault() ?? annotated.Location;
             string layer = Describe(kind, budget);
-            var properties = FixValues(annotated, field, budget);
+            var properties = FixValues(budget);
             string remedy = Remedy(budget);
 
-            if (rank >= budget.FullRank)
+            // A grouped convolution's weight is out·(in/groups)·k, and ApplyLora refuses it anyway:
+            // only LORA0013 speaks for it.
+            bool grouped = creation.Groups is > 1;
+            if (!grouped && rank >= budget.FullRank)
             {
-                string bound = kernel == 1 ? "min(in, out)" : "min(in·k, out)";
+                string bound = kind switch
+                {
+                    LayerKinds.Embedding => "min(num, dim)",
+                    LayerKinds.Linear => "min(in, out)",
+                    _ => "min(in·k, out)",
+                };
                 report(Diagnostic.Create(Rules.RankNotLow, location, properties,
                     Count(rank), field.Name, layer, $"{bound} = {Count(budget.FullRank)}", remedy));
             }
-            if (!budget.Saves(rank))
+            if (!grouped && !budget.Saves(rank))
             {
                 string perRank = kernel == 1
                     ? $"{Count(inFeatures)} + {Count(outFeatures)}"
@@ -61,15 +69,13 @@ internal static class SizeRules
         }
     }
 
-    /// <summary>What the LORA0007/LORA0008 fix needs: the rank to set and which attribute sets it now.</summary>
-    private static ImmutableDictionary<string, string?> FixValues(AnnotatedClass annotated, IFieldSymbol field, LayerBudget budget)
+    /// <summary>What the LORA0007/LORA0008 fix needs: the rank to set.</summary>
+    private static ImmutableDictionary<string, string?> FixValues(LayerBudget budget)
     {
         if (budget.HalfSavingRank < 1)
             return ImmutableDictionary<string, string?>.Empty; // no rank saves half: the fix has nothing to offer
-        string source = annotated.AttributeOf(field)?.Values?.Rank is not null ? "Field" : "Class";
         return ImmutableDictionary<string, string?>.Empty
-            .Add(FixProperties.SuggestedRank, budget.HalfSavingRank.ToString(CultureInfo.InvariantCulture))
-            .Add(FixProperties.RankSource, source);
+            .Add(FixProperties.SuggestedRank, budget.HalfSavingRank.ToString(CultureInfo.InvariantCulture));
     }
 
     private static string Remedy(LayerBudget budget) => budget.HalfSavingRank >= 1

@@ -32,6 +32,9 @@ internal readonly struct LayerBudget
     /// <summary>Whether a rank-<paramref name="rank"/> adapter holds fewer numbers than the layer.</summary>
     public bool Saves(long rank) => AdapterParameters(rank) < LayerParameters;
 
+    /// <summary>The largest rank whose adapter holds fewer numbers than the layer (0 when none does).</summary>
+    public long MaxSavingRank => ParametersPerRank <= 0 ? 0 : (LayerParameters - 1) / ParametersPerRank;
+
     /// <summary>The largest rank whose adapter holds at most half the layer's numbers
     /// (0 when even rank 1 holds more).</summary>
     public long HalfSavingRank => ParametersPerRank <= 0 ? 0 : LayerParameters / (2 * ParametersPerRank);

@@ -140,4 +140,27 @@ public sealed class CodeFixTests
         var source = Module("[LoraTarget(Rank = 1)]", "    private Module<Tensor, Tensor> {|LORA0007:{|LORA0008:fc|}|} = Linear(1, 1);");
         return CodeFixTest<SuggestedRankFix>.Run(source, source);
     }
+
+    [Fact]
+    public Task Suggested_rank_moves_a_listed_field_out_of_targets() => CodeFixTest<SuggestedRankFix>.Run(Module(
+        "[LoraTarget(Rank = 4, Targets = [\"fc\", \"big\"])]", """
+            private Module<Tensor, Tensor> {|LORA0008:fc|} = Linear(8, 8);
+            private Module<Tensor, Tensor> big = Linear(64, 64);
+        """), Module(
+        "[LoraTarget(Rank = 4, Targets = [\"big\"])]", """
+            [LoraTarget(Rank = 2)]
+            private Module<Tensor, Tensor> fc = Linear(8, 8);
+            private Module<Tensor, Tensor> big = Linear(64, 64);
+        """));
+
+    [Fact]
+    public Task Suggested_rank_sets_the_class_rank_when_the_field_is_its_only_target() => CodeFixTest<SuggestedRankFix>.Run(Module(
+        "[LoraTarget(Targets = [\"fc\"])]", """
+            private Module<Tensor, Tensor> {|LORA0007:{|LORA0008:fc|}|} = Linear(8, 8);
+            [LoraTarget(Rank = 16)] private Module<Tensor, Tensor> big = Linear(64, 64);
+        """), Module(
+        "[LoraTarget(Targets = [\"fc\"], Rank = 2)]", """
+            private Module<Tensor, Tensor> fc = Linear(8, 8);
+            [LoraTarget(Rank = 16)] private Module<Tensor, Tensor> big = Linear(64, 64);
+        """));
 }

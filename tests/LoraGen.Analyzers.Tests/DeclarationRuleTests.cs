@@ -106,6 +106,17 @@ public sealed class DeclarationRuleTests
         """);
 
     [Fact]
+    public Task Lora0010_everything_trained_in_full() => AnalyzerTest.Run(Usings + """
+        [LoraTarget(Trainable = ["head"])]
+        public partial class {|LORA0010:Head|} : Module<Tensor, Tensor>
+        {
+            private Module<Tensor, Tensor> head = Linear(64, 10);
+            public Head() : base("Head") { }
+            public override Tensor forward(Tensor x) => x;
+        }
+        """);
+
+    [Fact]
     public Task Lora0010_silent_when_one_layer_is_left() => AnalyzerTest.Run(Module(
         "[LoraTarget(Exclude = [\"fc\"])]",
         "    private Module<Tensor, Tensor> fc = Linear(64, 64);\n    private Module<Tensor, Tensor> out_proj = Linear(64, 64);"));
@@ -113,6 +124,6 @@ public sealed class DeclarationRuleTests
     [Fact]
     public void Lora0010_message_says_why() =>
         Assert.EndsWith(
-            "has nothing to adapt: the fields it would adapt are all in Exclude",
+            "has nothing to adapt: the fields it would adapt are all in Exclude or Trainable",
             RunAnalyzer.Message(Module("[LoraTarget(Exclude = [\"fc\"])]", "    private Module<Tensor, Tensor> fc = Linear(64, 64);"), "LORA0010"));
 }

@@ -34,6 +34,11 @@ public sealed class NameRuleTests
         Assert.Equal("'decoder' in Targets is not a field of 'Block'; its fields are 'q_proj', 'v_proj', 'head'",
             RunAnalyzer.Message(Module("[LoraTarget(Targets = [\"decoder\"])]", Attention), "LORA0003"));
 
+    [Fact]
+    public void Lora0003_trainable_field_that_is_not_a_module() =>
+        Assert.Equal("'steps' in Trainable is not a module field of 'Block'; it is declared 'int', and only modules can be trained in full",
+            RunAnalyzer.Message(Module("[LoraTarget(Trainable = [\"steps\"])]", Attention + "\n    private int steps;"), "LORA0003"));
+
     [Theory]
     [InlineData("q_prj", "q_proj")]
     [InlineData("Q_PROJ", "q_proj")]

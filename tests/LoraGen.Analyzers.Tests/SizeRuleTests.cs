@@ -83,6 +83,17 @@ public sealed class SizeRuleTests
         "[LoraTarget(Rank = 2)]", "    private Module<Tensor, Tensor> {|LORA0013:conv|} = Conv2d(8, 16, 3, groups: 4);"));
 
     [Fact]
+    public void Lora0007_embedding_bound_is_min_num_dim() =>
+        Assert.Contains("is at least min(num, dim) = 4,",
+            RunAnalyzer.Message(Module("[LoraTarget(Rank = 4)]", "    private Module<Tensor, Tensor> embed = Embedding(10, 4);"), "LORA0007"));
+
+    [Fact]
+    public Task Grouped_convolutions_get_only_lora0013()
+        // Conv1d 8→8, groups 4, rank 6: the ungrouped formula would say 6·(24 + 8) = 192 ≥ 192 (LORA0008),
+        // but the real weight is 8·2·3 = 48 numbers: the size rules stay out of it.
+        => AnalyzerTest.Run(Module("[LoraTarget(Rank = 6)]", "    private Module<Tensor, Tensor> {|LORA0013:conv|} = Conv1d(8, 8, 3, groups: 4);"));
+
+    [Fact]
     public Task Lora0013_silent_when_groups_divide_the_rank() => AnalyzerTest.Run(Module(
         "[LoraTarget(Rank = 4)]", "    private Module<Tensor, Tensor> conv = Conv2d(8, 16, 3, groups: 4);"));
 

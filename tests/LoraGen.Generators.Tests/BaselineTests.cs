@@ -14,6 +14,7 @@ public sealed class BaselineTests
     [InlineData("DefaultTargetsAndConstructor", new[] { nameof(Sources.DefaultTargetsAndConstructor) })]
     [InlineData("NestedGenericGlobal", new[] { nameof(Sources.NestedGenericGlobal) })]
     [InlineData("PartialAcrossFiles", new[] { nameof(Sources.PartialAcrossFiles1), nameof(Sources.PartialAcrossFiles2) })]
+    [InlineData("NothingToAdapt", new[] { nameof(Sources.NothingToAdapt) })]
     public void Generated_code_matches_the_baseline_and_compiles_cleanly(string baseline, string[] sourceNames)
     {
         var sources = sourceNames.Select(n => (string)typeof(Sources).GetField(n)!.GetValue(null)!).ToArray();

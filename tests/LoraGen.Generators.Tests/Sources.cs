@@ -92,4 +92,19 @@ internal static class Sources
             public override Tensor forward(Tensor x) => fc2.call(fc1.call(x));
         }
         """;
+
+    /// <summary>Nothing to adapt (LORA0010, a warning): still generated, so ApplyLora trains the head
+    /// instead of refusing the model.</summary>
+    public const string NothingToAdapt = Usings + """
+        namespace Demo;
+
+        [LoraTarget(Exclude = ["body"], Trainable = ["head"])]
+        public partial class HeadOnly : Module<Tensor, Tensor>
+        {
+            private Module<Tensor, Tensor> body = Linear(64, 64);
+            private Module<Tensor, Tensor> head = Linear(64, 10);
+            public HeadOnly() : base(nameof(HeadOnly)) => RegisterComponents();
+            public override Tensor forward(Tensor x) => head.call(body.call(x));
+        }
+        """;
 }

@@ -131,4 +131,13 @@ public sealed class EmbeddingAndConvTests
             () => new LoraConv2d(nn.Conv2d(8, 8, 3, groups: 4), new LoraConfig { Rank = 2 }));
         Assert.Contains("groups = 4", error.Message);
     }
+
+    [Fact]
+    public void ApplyLora_names_the_path_of_a_grouped_convolution()
+    {
+        var model = nn.Sequential(("block", new Support.GroupedConvBlock()));
+        var error = Assert.Throws<LoraConfigurationException>(() => model.ApplyLora());
+        Assert.Equal("LoRA target 'block.conv': grouped convolutions (groups = 4) cannot be adapted yet; only groups = 1 is supported.", error.Message);
+        Assert.Empty(model.LoraLayers());
+    }
 }

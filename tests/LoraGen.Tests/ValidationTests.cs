@@ -33,7 +33,7 @@ public sealed class ValidationTests
         var error = Assert.Throws<LoraConfigurationException>(() => model.ApplyLora());
         Assert.Equal(
             "LoRA target 'up': rank 16 on Linear 16→32 gives 768 adapter parameters, not fewer than the 512 " +
-            "in the layer itself, so LoRA saves nothing. Use a rank of at most 10 (e.g. 4), " +
+            "in the layer itself, so LoRA saves nothing. Use a rank of at most 10 (rank 5 keeps at least half of them saved), " +
             "or set LoraOptions.AllowNoSavings = true if this is intended.",
             error.Message);
     }

@@ -77,11 +77,14 @@ internal static class Emitter
         {
             FieldSwitch(writer, spec.Targets.Select(t => t.Field), field => $"this.{field} = layer; break;",
                 $"{spec.Type.Name} has no LoRA target");
-            writer.Line("// Same name, same position in TorchSharp's registry: parameter paths and order are kept.");
-            writer.Line("if (this._internal_submodules.ContainsKey(field))");
-            writer.Line("    this._internal_submodules[field] = layer;");
-            writer.Line("else");
-            writer.Line("    this.register_module(field, layer);");
+            if (spec.Targets.Length > 0) // else the switch always throws and this would be unreachable
+            {
+                writer.Line("// Same name, same position in TorchSharp's registry: parameter paths and order are kept.");
+                writer.Line("if (this._internal_submodules.ContainsKey(field))");
+                writer.Line("    this._internal_submodules[field] = layer;");
+                writer.Line("else");
+                writer.Line("    this.register_module(field, layer);");
+            }
         }
         writer.Line();
 

@@ -64,7 +64,9 @@ internal static class Parser
             return null;
 
         var resolution = TargetResolver.Resolve(type, types, compilation, cancellation);
-        if (resolution is null || resolution.UnknownNames.Length > 0 || resolution.Targets.Length == 0)
+        // No targets is still generated (LORA0010 is a warning): ApplyLora then adapts nothing here and
+        // trains the Trainable fields, instead of refusing the whole model.
+        if (resolution is null || resolution.UnknownNames.Length > 0)
             return null;
         if (type.GetMembers().GroupBy(m => m.Name).Any(g => g.Count() > 1 && g.Any(m => m is IFieldSymbol)))
             return null; // a field declared twice: the compiler reports it, and nothing can be generated

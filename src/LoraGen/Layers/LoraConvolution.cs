@@ -7,11 +7,12 @@ namespace LoraGen;
 /// <summary>The convolution helpers LoraConv1d and LoraConv2d share. Grouped convolutions are not supported.</summary>
 internal static class LoraConvolution
 {
-    /// <summary>The sizes of a convolution; refuses grouped ones.</summary>
-    public static LoraLayerShape ShapeOf(Convolution layer, LoraLayerKind kind)
+    /// <summary>The sizes of a convolution; refuses grouped ones, naming <paramref name="target"/>
+    /// (the field's path) or else the layer.</summary>
+    public static LoraLayerShape ShapeOf(Convolution layer, LoraLayerKind kind, string? target = null)
     {
         if (layer.groups != 1)
-            throw new LoraConfigurationException($"{kind} {layer.in_channels}→{layer.out_channels}",
+            throw new LoraConfigurationException(target ?? $"{kind} {layer.in_channels}→{layer.out_channels}",
                 $"grouped convolutions (groups = {layer.groups}) cannot be adapted yet; only groups = 1 is supported.");
         long kernelElements = layer.kernel_size.Aggregate(1L, (product, size) => product * size);
         return new LoraLayerShape(kind, layer.in_channels, layer.out_channels, kernelElements);

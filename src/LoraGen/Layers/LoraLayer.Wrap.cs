@@ -13,8 +13,8 @@ public abstract partial class LoraLayer
     {
         Linear linear => LoraLinear.ShapeOf(linear),
         Embedding embedding => LoraEmbedding.ShapeOf(embedding),
-        Conv1d conv => LoraConv1d.ShapeOf(conv),
-        Conv2d conv => LoraConv2d.ShapeOf(conv),
+        Conv1d conv => LoraConvolution.ShapeOf(conv, LoraLayerKind.Conv1d, target),
+        Conv2d conv => LoraConvolution.ShapeOf(conv, LoraLayerKind.Conv2d, target),
         _ => throw Unsupported(layer, target),
     };
 

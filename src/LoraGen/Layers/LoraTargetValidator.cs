@@ -12,30 +12,16 @@ internal static class LoraTargetValidator
         config.Validate(target);
         if (options.AllowNoSavings || shape.SavesParameters(config.Rank))
             return;
-        long maxRank = MaxSavingRank(shape);
-        string remedy = maxRank >= 1
-            ? string.Create(CultureInfo.InvariantCulture, $"Use a rank of at most {maxRank} (e.g. {SuggestedRank(shape)})")
-            : "No rank saves parameters on a layer this small: leave it out of Targets";
+        string remedy = (shape.MaxSavingRank, shape.HalfSavingRank) switch
+        {
+            (0, _) => "No rank saves parameters on a layer this small: leave it out of Targets",
+            (var max, 0) => string.Create(CultureInfo.InvariantCulture, $"Use a rank of at most {max}"),
+            (var max, var half) => string.Create(CultureInfo.InvariantCulture,
+                $"Use a rank of at most {max} (rank {half} keeps at least half of them saved)"),
+        };
         throw new LoraConfigurationException(target, string.Create(CultureInfo.InvariantCulture,
             $"rank {config.Rank} on {shape} gives {shape.AdapterParameters(config.Rank):N0} adapter parameters, " +
             $"not fewer than the {shape.BaseWeightParameters:N0} in the layer itself, so LoRA saves nothing. " +
             $"{remedy}, or set LoraOptions.AllowNoSavings = true if this is intended."));
-    }
-
-    /// <summary>The largest rank whose adapter is still smaller than the layer (0 if none is).</summary>
-    public static long MaxSavingRank(LoraLayerShape shape)
-    {
-        long perRank = shape.InFeatures * shape.KernelElements + shape.OutFeatures;
-        return (shape.BaseWeightParameters - 1) / perRank;
-    }
-
-    /// <summary>A rank worth suggesting: a power of two, at most 8, well inside the saving range.</summary>
-    public static long SuggestedRank(LoraLayerShape shape)
-    {
-        long limit = Math.Max(1, MaxSavingRank(shape) / 2);
-        long rank = 1;
-        while (rank * 2 <= Math.Min(limit, 8))
-            rank *= 2;
-        return rank;
     }
 }

@@ -69,3 +69,14 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
         return head.call(hidden);
     }
 }
+
+/// <summary>A grouped convolution (groups 4, rank 4: the analyzers accept it), which the runtime refuses.</summary>
+[LoraTarget(Rank = 4)]
+public sealed partial class GroupedConvBlock : nn.Module<Tensor, Tensor>
+{
+    private nn.Module<Tensor, Tensor> conv = nn.Conv2d(8, 8, 3, groups: 4);
+
+    public GroupedConvBlock() : base(nameof(GroupedConvBlock)) => RegisterComponents();
+
+    public override Tensor forward(Tensor x) => conv.call(x);
+}
