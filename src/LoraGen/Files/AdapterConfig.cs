@@ -70,6 +70,9 @@ public sealed record AdapterConfig
     /// <exception cref="LoraFileException">It is not a JSON object, or a value is unusable.</exception>
     public static AdapterConfig Parse(ReadOnlySpan<byte> json, string source)
     {
+        // Editors on Windows save UTF-8 with a byte-order mark; JSON parsers refuse it, the text is fine.
+        if (json.StartsWith("\uFEFF"u8))
+            json = json[3..];
         JsonNode? root;
         try
         {
