@@ -155,24 +155,36 @@ public sealed class SafetensorsReader : IDisposable
 
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw new SafetensorsFormatException(source, null, "the header is not a JSON object.");
-            var tensors = new List<SafetensorsTensorInfo>();
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var property in root.EnumerateObject())
+            try
             {
-                if (!seen.Add(property.Name))
-                    throw new SafetensorsFormatException(source, property.Name, "the key appears twice in the header.");
-                if (property.Name == MetadataKey)
-                    ReadMetadata(property.Value, metadata, source);
-                else
-                    tensors.Add(ReadEntry(property.Name, property.Value, dataLength, source));
+                return ReadDocument(document.RootElement, dataLength, source);
             }
-            CheckLayout(tensors, dataLength, source);
-            return (tensors, metadata);
+            catch (InvalidOperationException error)
+            {
+                // JsonDocument checks strings lazily: a name or value that is not valid UTF-8 surfaces here.
+                throw new SafetensorsFormatException(source, null, $"the header is not valid UTF-8 JSON ({error.Message}).", error);
+            }
         }
+    }
+
+    private static (List<SafetensorsTensorInfo>, Dictionary<string, string>) ReadDocument(JsonElement root, long dataLength, string source)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+            throw new SafetensorsFormatException(source, null, "the header is not a JSON object.");
+        var tensors = new List<SafetensorsTensorInfo>();
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var property in root.EnumerateObject())
+        {
+            if (!seen.Add(property.Name))
+                throw new SafetensorsFormatException(source, property.Name, "the key appears twice in the header.");
+            if (property.Name == MetadataKey)
+                ReadMetadata(property.Value, metadata, source);
+            else
+                tensors.Add(ReadEntry(property.Name, property.Value, dataLength, source));
+        }
+        CheckLayout(tensors, dataLength, source);
+        return (tensors, metadata);
     }
 
     private static void ReadMetadata(JsonElement value, Dictionary<string, string> metadata, string source)

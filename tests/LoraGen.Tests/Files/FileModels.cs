@@ -61,6 +61,17 @@ public static class ModelState
             Assert.True(expected[i].Bytes.AsSpan().SequenceEqual(actual[i].Bytes), $"'{expected[i].Name}' changed");
     }
 
+    /// <summary>Copies every parameter and buffer by name. Tests run in parallel and share TorchSharp's global
+    /// generator, so a seed alone does not give two models the same weights.</summary>
+    public static TModule CopyWeights<TModule>(nn.Module from, TModule to) where TModule : nn.Module
+    {
+        var source = from.state_dict();
+        using var noGrad = no_grad();
+        foreach (var (name, target) in to.state_dict())
+            target.copy_(source[name]);
+        return to;
+    }
+
     public static string NewDirectory()
     {
         var path = Path.Combine(Path.GetTempPath(), "loragen-tests", Guid.NewGuid().ToString("N"));
