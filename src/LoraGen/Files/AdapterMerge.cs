@@ -55,8 +55,10 @@ public static class AdapterMerge
         return plan.Result;
     }
 
-    /// <summary>Which adapter tensors belong to which module, after the prefix: (module path, suffix).</summary>
-    internal static (string Path, string Suffix)? SplitAdapterKey(string key)
+    /// <summary>Splits an adapter key (without its prefix) into the module path and the adapter suffix
+    /// (<c>.lora_A.weight</c>, <c>.lora_B.weight</c>, <c>.lora_embedding_A</c>, <c>.lora_embedding_B</c>);
+    /// null for any other key, such as a <c>modules_to_save</c> tensor.</summary>
+    public static (string Path, string Suffix)? SplitAdapterKey(string key)
     {
         foreach (var suffix in AdapterSuffixes)
             if (key.EndsWith(suffix, StringComparison.Ordinal) && key.Length > suffix.Length)
