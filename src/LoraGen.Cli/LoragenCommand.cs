@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 
 namespace LoraGen.Cli;
 
@@ -7,7 +8,12 @@ internal static class LoragenCommand
 {
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        var root = new RootCommand($"loragen: LoRA adapter files in PEFT's format, offline merges, and rank budgets. {ExitCodes.HelpText}");
+        // A named root rather than RootCommand, whose name is the assembly's (LoraGen.Cli); the tool is installed as loragen.
+        var root = new Command("loragen", $"LoRA adapter files in PEFT's format, offline merges, and rank budgets. {ExitCodes.HelpText}")
+        {
+            new HelpOption(),
+            new VersionOption(),
+        };
         root.Subcommands.Add(InspectCommand.Create(output));
         root.Subcommands.Add(MergeCommand.Create(output, error));
         root.Subcommands.Add(BudgetCommand.Create(output));
