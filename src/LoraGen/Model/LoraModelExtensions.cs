@@ -147,7 +147,7 @@ public static class LoraModelExtensions
         });
     }
 
-    private static void WrapAll(
+    internal static void WrapAll(
         List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)> plan, LoraOptions options)
     {
         var done = new List<(ILoraModule Host, string Field, nn.Module<Tensor, Tensor> Original)>();
@@ -169,7 +169,7 @@ public static class LoraModelExtensions
         }
     }
 
-    private static void Freeze(nn.Module model)
+    internal static void Freeze(nn.Module model)
     {
         foreach (var parameter in model.parameters())
             parameter.requires_grad = false;

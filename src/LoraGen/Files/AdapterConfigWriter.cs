@@ -1,0 +1,76 @@
+using System.Text.RegularExpressions;
+using LoraGen.Files;
+using static TorchSharp.torch;
+
+namespace LoraGen;
+
+/// <summary>Describes a model's adapters as one PEFT config: the most common rank and alpha as <c>r</c> and
+/// <c>lora_alpha</c>, every other layer in <c>rank_pattern</c> / <c>alpha_pattern</c> under its path.</summary>
+internal static class AdapterConfigWriter
+{
+    public static AdapterConfig Describe(nn.Module model, AdapterFileOptions options)
+    {
+        var layers = LoraTree.Layers(model)
+            .Select(entry => (Path: options.FilePath(entry.Path), entry.Layer.Config))
+            .ToList();
+        if (layers.Count == 0)
+            throw new InvalidOperationException(
+                $"This {model.GetType().Name} has no adapters to save: call ApplyLora() (or LoadAdapter) first.");
+        if (layers.Select(layer => layer.Config.UseRsLora).Distinct().Count() > 1)
+            throw new InvalidOperationException(
+                "Some layers use rsLoRA scaling and others do not; PEFT's adapter_config.json has one use_rslora for all. " +
+                "Set UseRsLora the same way on every target.");
+
+        int rank = MostCommon(layers.Select(layer => layer.Config.Rank));
+        double alpha = MostCommon(layers.Select(layer => layer.Config.EffectiveAlpha));
+        var paths = layers.Select(layer => layer.Path).ToList();
+        var rankPattern = new Dictionary<string, int>(StringComparer.Ordinal);
+        var alphaPattern = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (path, config) in layers)
+        {
+            if (config.Rank != rank)
+                rankPattern[PatternFor(path, paths)] = config.Rank;
+            if (config.EffectiveAlpha != alpha)
+                alphaPattern[PatternFor(path, paths)] = config.EffectiveAlpha;
+        }
+
+        var trainable = LoraTree.Hosts(model)
+            .SelectMany(entry => entry.Host.TrainableFields)
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+        return new AdapterConfig
+        {
+            Rank = rank,
+            Alpha = alpha,
+            // PEFT has one dropout for all layers; it only matters for further training.
+            Dropout = MostCommon(layers.Select(layer => layer.Config.Dropout)),
+            UseRsLora = layers[0].Config.UseRsLora,
+            Init = MostCommon(layers.Select(layer => layer.Config.Init)),
+            TargetModules = paths.Select(path => path[(path.LastIndexOf('.') + 1)..]).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(),
+            RankPattern = rankPattern,
+            AlphaPattern = alphaPattern,
+            ModulesToSave = trainable.Count == 0 ? null : trainable,
+            BaseModelNameOrPath = options.BaseModelNameOrPath,
+        };
+    }
+
+    // PEFT matches a pattern against the end of each module path: (.*\.)?pattern$. The plain path reads best;
+    // where it would also match another layer (a root-level "up" and "blocks.0.up"), anchor and escape it.
+    private static string PatternFor(string path, List<string> paths)
+    {
+        var anchored = "^" + Regex.Escape(path) + "$";
+        if (path.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '_' or '.')))
+            return anchored;
+        bool ambiguous = paths.Any(other => other != path &&
+            Regex.IsMatch(other, $"^(?:.*\\.)?(?:{path})$", RegexOptions.CultureInvariant));
+        return ambiguous ? anchored : path;
+    }
+
+    // Ties go to the value seen first, so the choice follows the model's order.
+    private static T MostCommon<T>(IEnumerable<T> values) where T : notnull =>
+        values.Select((value, index) => (value, index))
+            .GroupBy(entry => entry.value)
+            .OrderByDescending(group => group.Count())
+            .ThenBy(group => group.Min(entry => entry.index))
+            .First().Key;
+}

@@ -1,0 +1,156 @@
+using System.Globalization;
+using LoraGen.Files;
+using static TorchSharp.torch;
+
+namespace LoraGen;
+
+/// <summary>
+/// Adapter directories in PEFT's format (<c>adapter_config.json</c> + <c>adapter_model.safetensors</c>),
+/// and whole-model checkpoints in one safetensors file. See docs/file-formats.md.
+/// </summary>
+public static class AdapterFileExtensions
+{
+    /// <summary>The weights file inside an adapter directory.</summary>
+    public const string WeightsFileName = "adapter_model.safetensors";
+
+    private static readonly IReadOnlyDictionary<string, string> PyTorchMetadata = new Dictionary<string, string> { ["format"] = "pt" };
+
+    /// <summary>
+    /// Writes the adapters and the <c>Trainable</c> fields to <paramref name="directory"/> (created if needed)
+    /// as PEFT does. Both files are written to temporary files and flushed first, then moved into place, so a
+    /// failed save leaves the previous adapter as it was.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model has no adapters, or its layers mix
+    /// rsLoRA and plain LoRA, which one PEFT config cannot say.</exception>
+    public static void SaveAdapter(this nn.Module model, string directory, AdapterFileOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(directory);
+        options ??= AdapterFileOptions.Default;
+        var config = AdapterConfigWriter.Describe(model, options);
+        var tensors = AdapterSlot.Of(model, options)
+            .OrderBy(slot => slot.Key, StringComparer.Ordinal)
+            .Select(slot => TensorBytes.ToEntry(slot.Key, slot.Parameter))
+            .ToList();
+        byte[] configJson = config.ToJson();
+
+        Directory.CreateDirectory(directory);
+        var weights = AtomicFile.Prepare(Path.Combine(directory, WeightsFileName),
+            stream => SafetensorsWriter.Write(stream, tensors, PyTorchMetadata));
+        AtomicFile.PreparedFile configFile;
+        try
+        {
+            configFile = AtomicFile.Prepare(Path.Combine(directory, AdapterConfig.FileName), stream => stream.Write(configJson));
+        }
+        catch
+        {
+            AtomicFile.Discard([weights]);
+            throw;
+        }
+        // Weights first: between the two renames a reader sees new weights with the old config, which
+        // LoadAdapter's shape and scaling checks refuse rather than misread.
+        AtomicFile.Commit(weights, configFile);
+    }
+
+    /// <summary>
+    /// Loads an adapter directory into the model, all or nothing. If the model has no adapters yet, they are
+    /// created first from the file's config (its ranks and alphas, as PEFT's <c>from_pretrained</c> does) on
+    /// the model's <see cref="LoraTargetAttribute"/> targets; if it has, each must have the file's rank and
+    /// scaling. Every key, shape and dtype is checked before any value is copied; on any error the model is
+    /// left exactly as it was, adapters (or their absence) included. Values are converted to the adapters' dtype.
+    /// </summary>
+    /// <exception cref="LoraFileException">A file is malformed, or its keys, shapes, dtypes, ranks or scalings
+    /// do not match the model; the message lists them.</exception>
+    /// <exception cref="InvalidOperationException">An adapter is merged (unmerge first), or the model has no
+    /// <see cref="LoraTargetAttribute"/> classes.</exception>
+    /// <exception cref="IOException">A file is missing or cannot be read.</exception>
+    public static void LoadAdapter(this nn.Module model, string directory, AdapterFileOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(directory);
+        RefuseMerged(model);
+        var config = AdapterConfig.Read(Path.Combine(directory, AdapterConfig.FileName));
+        using var weights = SafetensorsReader.Open(Path.Combine(directory, WeightsFileName));
+        LoadAdapter(model, config, weights, options ?? AdapterFileOptions.Default, directory);
+    }
+
+    /// <summary>The load itself, from an already opened weights file (the fuzz tests use memory streams).</summary>
+    internal static void LoadAdapter(nn.Module model, AdapterConfig config, SafetensorsReader weights, AdapterFileOptions options, string what)
+    {
+        RefuseMerged(model);
+        var hosts = LoraTree.Hosts(model).ToList();
+        if (hosts.Count == 0)
+            throw new InvalidOperationException(
+                $"LoadAdapter found no [LoraTarget] class in this {model.GetType().Name}: adapters attach to the targets those classes declare.");
+        bool hadAdapters = LoraTree.Layers(model).Any();
+        Action? undo = hadAdapters ? null : AdapterApplier.Apply(model, hosts, config, options);
+        try
+        {
+            var mismatches = hadAdapters ? ConfigMismatches(model, config, options) : [];
+            var targets = AdapterSlot.Of(model, options).Select(slot => (slot.Key, (Tensor)slot.Parameter)).ToList();
+            TensorLoader.CheckAndCopy(targets, weights, $"Adapter '{what}'", mismatches,
+                "Save the adapter from a model with the same targets, or map C# module paths to the file's with " +
+                "AdapterFileOptions.MapPath (and KeyPrefix if the keys do not start with 'base_model.model.').");
+        }
+        catch
+        {
+            undo?.Invoke();
+            throw;
+        }
+    }
+
+    /// <summary>Writes every parameter and buffer of the model (its state dict, with TorchSharp's names) to one
+    /// safetensors file, atomically.</summary>
+    public static void SaveCheckpoint(this nn.Module model, string path)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(path);
+        var tensors = model.state_dict().Select(entry => TensorBytes.ToEntry(entry.Key, entry.Value)).ToList();
+        SafetensorsWriter.WriteFile(path, tensors, PyTorchMetadata);
+    }
+
+    /// <summary>Loads a checkpoint written by <see cref="SaveCheckpoint"/> (or any safetensors state dict with
+    /// the same names), all or nothing: every key, shape and dtype is checked before anything is copied.
+    /// Floating-point values are converted to the model's dtype; other types must match exactly.</summary>
+    /// <exception cref="LoraFileException">The file is malformed or does not match the model; nothing was changed.</exception>
+    public static void LoadCheckpoint(this nn.Module model, string path)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(path);
+        using var file = SafetensorsReader.Open(path);
+        LoadCheckpoint(model, file, path);
+    }
+
+    internal static void LoadCheckpoint(nn.Module model, SafetensorsReader file, string what)
+    {
+        var targets = model.state_dict().Select(entry => (entry.Key, entry.Value)).ToList();
+        TensorLoader.CheckAndCopy(targets, file, $"Checkpoint '{what}'", [],
+            "A checkpoint holds the state dict of one model: load it into a model built the same way " +
+            "(with LoRA applied if it was saved with LoRA applied).");
+    }
+
+    private static void RefuseMerged(nn.Module model)
+    {
+        var merged = LoraTree.Layers(model).Where(entry => entry.Layer.IsMerged).Select(entry => entry.Path).ToList();
+        if (merged.Count > 0)
+            throw new InvalidOperationException(
+                $"Cannot load an adapter while {string.Join(", ", merged)} {(merged.Count == 1 ? "is" : "are")} merged: call Unmerge() first.");
+    }
+
+    // With adapters already in place, the file's config must give each the same rank and scaling:
+    // weights trained at another scaling would load without error and compute something else.
+    private static List<string> ConfigMismatches(nn.Module model, AdapterConfig config, AdapterFileOptions options)
+    {
+        var mismatches = new List<string>();
+        foreach (var (path, layer) in LoraTree.Layers(model))
+        {
+            var wanted = config.ConfigFor(options.FilePath(path));
+            if (wanted.Rank != layer.Rank)
+                mismatches.Add($"{path}: rank {wanted.Rank} in {AdapterConfig.FileName}, {layer.Rank} in the model");
+            else if (Math.Abs(wanted.Scaling - layer.Scaling) > 1e-9 * Math.Abs(layer.Scaling))
+                mismatches.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"{path}: scaling {wanted.Scaling:G6} in {AdapterConfig.FileName} (alpha {wanted.EffectiveAlpha:G6}), {layer.Scaling:G6} in the model"));
+        }
+        return mismatches;
+    }
+}

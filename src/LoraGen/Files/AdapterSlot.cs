@@ -1,0 +1,104 @@
+using LoraGen.Files;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraGen;
+
+/// <summary>One parameter an adapter file holds: its key, and where it lives in the model.</summary>
+/// <param name="Key">The key in the file, e.g. <c>base_model.model.blocks.0.up.lora_A.weight</c>.</param>
+/// <param name="Parameter">The parameter in the model.</param>
+internal sealed record AdapterSlot(string Key, Parameter Parameter)
+{
+    /// <summary>Every adapter and <c>Trainable</c> parameter of the model, in the model's order.</summary>
+    public static List<AdapterSlot> Of(nn.Module model, AdapterFileOptions options)
+    {
+        var slots = new List<AdapterSlot>();
+        foreach (var (path, layer) in LoraTree.Layers(model))
+            foreach (var (name, parameter) in layer.NamedAdapterParameters)
+                slots.Add(new AdapterSlot(options.Key(path, name), parameter));
+        foreach (var (path, host) in LoraTree.Hosts(model))
+            foreach (var field in host.TrainableFields)
+                foreach (var (name, parameter) in host.GetTrainableField(field).named_parameters())
+                    slots.Add(new AdapterSlot(options.Key(LoraTree.Join(path, field), name), parameter));
+        return slots;
+    }
+}
+
+/// <summary>Checks a file's tensors against the model's and copies them in, all or nothing.</summary>
+internal static class TensorLoader
+{
+    private const int NamesShown = 12;
+
+    /// <summary>
+    /// Checks that the file holds exactly <paramref name="targets"/>' keys, with the same shapes and a usable
+    /// dtype (any float into a float, otherwise the same type), reads and converts every tensor, and only then
+    /// copies them all in under no_grad. <paramref name="extraMismatches"/> adds problems found elsewhere
+    /// (e.g. a scaling that differs), reported in the same error.
+    /// </summary>
+    /// <exception cref="LoraFileException">Keys are missing, unexpected or mismatched; nothing was changed.</exception>
+    public static void CheckAndCopy(IReadOnlyList<(string Key, Tensor Target)> targets, SafetensorsReader file,
+        string what, IEnumerable<string> extraMismatches, string advice)
+    {
+        var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (key, target) in targets)
+            expected[key] = target;
+        var missing = expected.Keys.Where(key => file.Find(key) is null).ToList();
+        var unexpected = file.Tensors.Select(t => t.Name).Where(name => !expected.ContainsKey(name)).ToList();
+        var mismatched = new List<string>(extraMismatches);
+        foreach (var info in file.Tensors)
+        {
+            if (!expected.TryGetValue(info.Name, out var target))
+                continue;
+            if (!info.Shape.SequenceEqual(target.shape))
+                mismatched.Add($"{info.Name}: {info.DType} {info.ShapeText} in the file, [{string.Join(", ", target.shape)}] in the model");
+            else if (!Convertible(info.DType, target.dtype))
+                mismatched.Add($"{info.Name}: {info.DType} in the file cannot be stored in the model's {target.dtype}");
+        }
+        if (missing.Count + unexpected.Count + mismatched.Count > 0)
+            throw new LoraFileException(Describe(what, missing, unexpected, mismatched, advice));
+
+        var values = new List<(Tensor Target, Tensor Value)>(targets.Count);
+        try
+        {
+            foreach (var (key, target) in targets)
+            {
+                var info = file.Find(key)!;
+                using var raw = TensorBytes.FromBytes(file.ReadBytes(info), info.DType, info.Shape);
+                values.Add((target, raw.to(target.dtype, target.device)));
+            }
+            using (no_grad())
+            {
+                foreach (var (target, value) in values)
+                    target.copy_(value);
+            }
+        }
+        finally
+        {
+            foreach (var (_, value) in values)
+                value.Dispose();
+        }
+    }
+
+    private static bool Convertible(SafetensorsDType file, ScalarType model) =>
+        file.IsFloatingPoint() ? TensorBytes.IsFloatingPoint(model) : TensorBytes.ToTorch(file) == model;
+
+    private static string Describe(string what, List<string> missing, List<string> unexpected, List<string> mismatched, string advice)
+    {
+        var text = new System.Text.StringBuilder($"{what} does not fit this model; nothing was changed.");
+        Append(text, "missing (in the model, not in the file)", missing);
+        Append(text, "unexpected (in the file, not in the model)", unexpected);
+        Append(text, "mismatched", mismatched);
+        text.Append('\n').Append(advice);
+        return text.ToString();
+    }
+
+    private static void Append(System.Text.StringBuilder text, string title, List<string> names)
+    {
+        if (names.Count == 0)
+            return;
+        text.Append($"\n  {title}, {names.Count}: ");
+        text.Append(string.Join(", ", names.Take(NamesShown)));
+        if (names.Count > NamesShown)
+            text.Append($", and {names.Count - NamesShown} more");
+    }
+}
