@@ -76,7 +76,7 @@ internal static class BudgetCommand
             LoraLayerKind.Embedding => FormattableString.Invariant($"Embedding {shape.InFeatures:N0}×{shape.OutFeatures:N0}"),
             _ => FormattableString.Invariant($"Linear {shape.InFeatures}→{shape.OutFeatures}"),
         };
-        long halfRank = layer / 2 / perRank; // r·perRank ≤ layer/2
+        long halfRank = shape.HalfSavingRank;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}, rank {rank}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  layer weight ({layerFormula}):  {layer,15:N0} parameters"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  adapter ({formula}): {adapter,15:N0} parameters = {100.0 * adapter / layer:F4}% of the layer"));
