@@ -21,6 +21,9 @@ public static class MemoryCommand
         // The baseline: the runtime and libtorch loaded and initialised, no model yet.
         using (var warm = ones(8, 8))
             _ = warm.matmul(warm).sum().item<float>();
+        // Reset VmHWM to the current resident set (Linux clear_refs 5): loading the runtime and libtorch
+        // must not set the peak. peer.py does the same.
+        File.WriteAllText("/proc/self/clear_refs", "5");
         var process = Process.GetCurrentProcess();
         var baseline = process.WorkingSet64;
 
