@@ -235,6 +235,8 @@ def compare(args):
     line("harness", "pytorch")
     line("threads", torch.get_num_threads())
     line("torch_version", torch.__version__)
+    x, w = torch.randn(64, 1024), torch.randn(1024, 1024)
+    line("blas.mm_64x1024x1024_ms", interleaved_medians([lambda: x.mm(w)], args.warmup, args.iterations)[0])
     for name in [w for w in args.workloads.split(",") if w]:
         lora, full = TrainingSession(name, "lora"), TrainingSession(name, "full")
         m = interleaved_medians([lora.step, full.step], args.warmup, args.iterations)

@@ -30,7 +30,8 @@ def main():
     lg, pt = read(args.loragen), read(args.pytorch)
     print(f"threads: LoraGen {lg['threads']}, PyTorch {pt['threads']} (torch {pt.get('torch_version', '?')}); "
           f"medians of {len(args.loragen)} LoraGen and {len(args.pytorch)} PyTorch runs")
-    rows = []
+    rows = [("BLAS alone: LoraGen mm / PyTorch mm [64x1024]x[1024x1024]",
+             lg["blas.mm_64x1024x1024_ms"] / pt["blas.mm_64x1024x1024_ms"], "(context)")]
     for w in ("mlp", "transformer"):
         if f"{w}.step.lora_ms" not in lg:
             continue
@@ -55,7 +56,7 @@ def main():
         print(f"{label:<{width}}  {value:6.3f}  {target}")
     print()
     print(f"{'milliseconds (median)':<{width}}  {'LoraGen':>8}  {'PyTorch':>8}")
-    for key in sorted(k for k in lg if k.endswith("_ms") and not k.startswith("generator")):
+    for key in sorted(k for k in lg if "_ms" in k and not k.startswith("generator")):
         print(f"{key:<{width}}  {lg[key]:8.2f}  {pt[key] if key in pt else float('nan'):8.2f}")
     if "generator.first_run_ms" in lg:
         print()

@@ -21,6 +21,7 @@ public static class CompareCommand
         TorchThreads.Set(threads);
         Report.Line("harness", "loragen");
         Report.Line("threads", get_num_threads());
+        TimeMatrixProduct(warmup, iterations);
 
         foreach (var name in args.Text("workloads", "mlp,transformer").Split(',', StringSplitOptions.RemoveEmptyEntries))
         {
@@ -48,6 +49,16 @@ public static class CompareCommand
         Report.Line($"{workload.Name}.step.lora_forward_ms", Stopwatches.Median([.. parts.Select(p => p.ForwardMs)]));
         Report.Line($"{workload.Name}.step.lora_backward_ms", Stopwatches.Median([.. parts.Select(p => p.BackwardMs)]));
         Report.Line($"{workload.Name}.step.lora_optimizer_ms", Stopwatches.Median([.. parts.Select(p => p.OptimizerMs)]));
+    }
+
+    // The one product a workload (a) layer computes, [64, 1024]·[1024, 1024]: how fast the BLAS under
+    // each harness is, apart from anything LoRA or autograd does.
+    private static void TimeMatrixProduct(int warmup, int iterations)
+    {
+        using var x = randn(64, 1024);
+        using var w = randn(1024, 1024);
+        var medians = Stopwatches.InterleavedMedians([() => x.mm(w).Dispose()], warmup, iterations);
+        Report.Line("blas.mm_64x1024x1024_ms", medians[0]);
     }
 
     private static void TimeInference(Workload workload, int warmup, int iterations)
