@@ -45,12 +45,26 @@ public abstract class LoraDownUpLayer : LoraLayer
     protected override Parameter BaseWeight => WeightOf(BaseLayer);
 
     /// <inheritdoc />
-    protected override Tensor AdapterForward(Tensor x)
+    protected override Tensor AddAdapterOutput(Tensor baseOutput, Tensor x)
     {
-        using var scope = NewDisposeScope();
-        var down = loraA.call(AdapterDropout(x.to(WeightOf(loraA).dtype)));
-        return loraB.call(down).mul(Scaling).MoveToOuterDisposeScope();
+        // Each intermediate is disposed as soon as the next one exists (autograd keeps what it needs),
+        // and a cast or a dropout that would change nothing is not called at all.
+        var adapterType = WeightOf(loraA).dtype;
+        using var cast = x.dtype == adapterType ? null : x.to(adapterType);
+        using var dropped = AppliesDropout ? nn.functional.dropout(cast ?? x, Config.Dropout, training: true) : null;
+        using var down = loraA.call(dropped ?? cast ?? x);
+        return AddUpProjection(baseOutput, down);
     }
+
+    /// <summary><paramref name="baseOutput"/> + scaling · B(<paramref name="down"/>); a Linear fuses it into one addmm.</summary>
+    private protected virtual Tensor AddUpProjection(Tensor baseOutput, Tensor down)
+    {
+        using var up = loraB.call(down);
+        return baseOutput.add(up, alpha: Scaling);
+    }
+
+    /// <summary>B's weight, [out, r, 1…].</summary>
+    private protected Parameter UpWeight => WeightOf(loraB);
 
     /// <inheritdoc />
     protected override Tensor DeltaWeight()

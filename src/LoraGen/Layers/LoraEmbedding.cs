@@ -44,13 +44,13 @@ public sealed class LoraEmbedding : LoraLayer
         layer.weight ?? throw new ObjectDisposedException(nameof(Embedding), "The embedding has no weight (was it disposed?).");
 
     /// <inheritdoc />
-    protected override Tensor AdapterForward(Tensor x)
+    protected override Tensor AddAdapterOutput(Tensor baseOutput, Tensor x)
     {
-        using var scope = NewDisposeScope();
-        // Aᵀ[x]: row x of Aᵀ for every index, then back to x's shape with r at the end.
-        var rows = LoraA.t().index_select(0, x.flatten());
-        var down = rows.reshape([.. x.shape, Rank]);
-        return down.matmul(LoraB.t()).mul(Scaling).MoveToOuterDisposeScope();
+        // Aᵀ[x]: row x of Aᵀ for every index, [..., r]; then the output plus scaling · that·Bᵀ in one addmm.
+        using var aT = LoraA.t();
+        using var indices = x.flatten();
+        using var down = aT.index_select(0, indices);
+        return AddLowRankProduct(baseOutput, down, LoraB);
     }
 
     /// <inheritdoc />

@@ -74,8 +74,11 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// <summary>The base layer's weight, which Merge and Unmerge update in place.</summary>
     protected abstract Parameter BaseWeight { get; }
 
-    /// <summary>The adapter's scaled output for input <paramref name="x"/>, in the adapter's dtype.</summary>
-    protected abstract Tensor AdapterForward(Tensor x);
+    /// <summary>
+    /// <paramref name="baseOutput"/> + scaling · B(A(dropout(x))) as a new tensor: in the base's dtype when the
+    /// adapter has it, else in the promoted dtype (float32 over a half-precision base), which forward rounds back.
+    /// </summary>
+    protected abstract Tensor AddAdapterOutput(Tensor baseOutput, Tensor x);
 
     /// <summary>scaling · (B·A) arranged like the base weight, in <see cref="MergeType"/>.</summary>
     protected abstract Tensor DeltaWeight();
@@ -90,18 +93,39 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         if (IsMerged || !adapterEnabled)
             return result;
 
-        using var update = AdapterForward(x);
-        if (update.dtype == result.dtype)
+        using (result)
         {
-            using (result)
-                return result + update;
+            var sum = AddAdapterOutput(result, x);
+            if (sum.dtype == result.dtype)
+                return sum;
+            // A bf16/fp16 base with float32 adapters: the sum was formed in float32; round it back once.
+            using (sum)
+                return sum.to(result.dtype);
         }
+    }
 
-        // A bf16/fp16 base with float32 adapters: add in float32 (type promotion), cast the sum back.
-        var baseType = result.dtype;
-        using var sum = result + update;
-        result.Dispose();
-        return sum.to(baseType);
+    /// <summary>
+    /// <paramref name="baseOutput"/> + scaling · down·upᵀ for <paramref name="down"/> [..., r] and
+    /// <paramref name="up"/> [out, r]. When the dtypes agree this is one <c>addmm</c>: the product, the scaling
+    /// and the sum in a single kernel and a single autograd node, where a product, a multiply and an add would
+    /// each read and write the whole output and record a node of their own.
+    /// </summary>
+    protected Tensor AddLowRankProduct(Tensor baseOutput, Tensor down, Tensor up)
+    {
+        if (baseOutput.dtype != down.dtype)
+        {
+            // Half-precision base: add in the adapter's float32 (type promotion), forward rounds back.
+            using var upT32 = up.t();
+            using var product = down.matmul(upT32);
+            using var shaped = product.view(baseOutput.shape);
+            return baseOutput.add(shaped, alpha: Scaling);
+        }
+        long outFeatures = up.shape[0], rank = up.shape[1];
+        using var baseRows = baseOutput.reshape(-1, outFeatures);
+        using var downRows = down.reshape(-1, rank);
+        using var upT = up.t();
+        using var sum = addmm(baseRows, downRows, upT, beta: 1, alpha: (float)Scaling);
+        return sum.view(baseOutput.shape);
     }
 
     /// <summary>
@@ -156,9 +180,9 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         return BaseLayer;
     }
 
-    /// <summary>Applies dropout to the adapter's input in training mode only.</summary>
-    protected Tensor AdapterDropout(Tensor x) =>
-        Config.Dropout > 0 && training ? nn.functional.dropout(x, Config.Dropout, training: true) : x;
+    /// <summary>Whether forward applies dropout to the adapter's input: in training mode, when p > 0.
+    /// At p = 0 nothing is called at all, not even an identity.</summary>
+    protected bool AppliesDropout => Config.Dropout > 0 && training;
 
     /// <summary>The dtype adapters get over a base of <paramref name="baseType"/>: the requested one
     /// (float32 by default), except that a float64 base keeps float64 adapters.</summary>

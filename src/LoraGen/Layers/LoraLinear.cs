@@ -15,6 +15,10 @@ public sealed class LoraLinear : LoraDownUpLayer
     {
     }
 
+    /// <inheritdoc />
+    private protected override Tensor AddUpProjection(Tensor baseOutput, Tensor down) =>
+        AddLowRankProduct(baseOutput, down, UpWeight);
+
     /// <summary>The sizes of a Linear layer.</summary>
     public static LoraLayerShape ShapeOf(Linear layer) =>
         new(LoraLayerKind.Linear, layer.in_features, layer.out_features);

@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraGen.Benchmarks.Workloads;
+
+/// <summary>How a training session trains its model.</summary>
+public enum TrainingMode
+{
+    /// <summary>Every parameter trained (full fine-tuning).</summary>
+    Full,
+
+    /// <summary>ApplyLora, then only the adapters trained.</summary>
+    Lora,
+}
+
+/// <summary>
+/// A model, its AdamW optimizer and one fixed batch: <see cref="Step"/> is one training step
+/// (forward, loss, backward, optimizer step, zero grad) in its own dispose scope, as a user writes it.
+/// </summary>
+public sealed class TrainingSession : IDisposable
+{
+    private readonly Tensor input;
+    private readonly Tensor target;
+
+    public TrainingSession(Workload workload, TrainingMode mode)
+    {
+        Workload = workload;
+        Mode = mode;
+        manual_seed(0);
+        Model = workload.CreateModel();
+        if (mode == TrainingMode.Lora)
+            Model.ApplyLora();
+        Parameters = mode == TrainingMode.Lora ? Model.LoraParameters() : [.. Model.parameters()];
+        Optimizer = optim.AdamW(Parameters, lr: 1e-4);
+        (input, target) = workload.CreateBatch();
+        Model.train();
+    }
+
+    public Workload Workload { get; }
+
+    public TrainingMode Mode { get; }
+
+    public nn.Module<Tensor, Tensor> Model { get; }
+
+    /// <summary>The parameters the optimizer updates.</summary>
+    public IReadOnlyList<Parameter> Parameters { get; }
+
+    public AdamW Optimizer { get; }
+
+    /// <summary>One training step; returns the loss.</summary>
+    public float Step()
+    {
+        using var scope = NewDisposeScope();
+        var loss = Workload.Loss(Model.call(input), target);
+        loss.backward();
+        Optimizer.step();
+        Optimizer.zero_grad();
+        return loss.item<float>();
+    }
+
+    /// <summary>One training step timed in parts, for profiling: forward + loss, backward, optimizer.</summary>
+    public (double ForwardMs, double BackwardMs, double OptimizerMs) ProfiledStep()
+    {
+        using var scope = NewDisposeScope();
+        var clock = Stopwatch.StartNew();
+        var loss = Workload.Loss(Model.call(input), target);
+        _ = loss.item<float>();
+        var forward = clock.Elapsed.TotalMilliseconds;
+        loss.backward();
+        var backward = clock.Elapsed.TotalMilliseconds;
+        Optimizer.step();
+        Optimizer.zero_grad();
+        var total = clock.Elapsed.TotalMilliseconds;
+        return (forward, backward - forward, total - backward);
+    }
+
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Model.Dispose();
+        input.Dispose();
+        target.Dispose();
+    }
+}

@@ -1,0 +1,308 @@
+"""The PyTorch eager peer of benchmarks/LoraGen.Benchmarks' `compare` mode.
+
+Same workloads, same optimizer, same timing method, same output keys. LoRA follows PEFT's formula
+(peft/tuners/lora/layer.py): y = base(x) + lora_B(lora_A(dropout(x))) * (alpha / r), dropout an identity
+at p = 0, written here in plain torch (the peft package itself is not needed and not used).
+
+    python3 peer.py compare --threads 1 [--iterations 30] [--warmup 5] [--workloads mlp,transformer]
+"""
+import argparse
+import math
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LoraLinear(nn.Module):
+    """PEFT's Linear LoRA layer: frozen base, A Kaiming-uniform (a = sqrt 5), B zeros."""
+
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base_layer = base
+        self.lora_A = nn.Linear(base.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False)
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B.weight)
+        self.scaling = alpha / r
+        self.merged = False
+
+    def forward(self, x):
+        result = self.base_layer(x)
+        if self.merged:
+            return result
+        return result + self.lora_B(self.lora_A(x)) * self.scaling
+
+    @torch.no_grad()
+    def merge(self):
+        self.base_layer.weight += (self.lora_B.weight @ self.lora_A.weight) * self.scaling
+        self.merged = True
+
+
+class LoraEmbedding(nn.Module):
+    """PEFT's Embedding LoRA layer: A [r, num] zeros, B [dim, r] normal."""
+
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base_layer = base
+        self.lora_embedding_A = nn.Parameter(torch.zeros(r, base.num_embeddings))
+        self.lora_embedding_B = nn.Parameter(torch.randn(base.embedding_dim, r))
+        self.scaling = alpha / r
+        self.merged = False
+
+    def forward(self, x):
+        result = self.base_layer(x)
+        if self.merged:
+            return result
+        after_a = F.embedding(x, self.lora_embedding_A.T)
+        return result + (after_a @ self.lora_embedding_B.T) * self.scaling
+
+    @torch.no_grad()
+    def merge(self):
+        self.base_layer.weight += (self.lora_embedding_B @ self.lora_embedding_A).T * self.scaling
+        self.merged = True
+
+
+def apply_lora(model, targets):
+    """Wraps the named children (name -> (r, alpha)) of every module, then freezes everything else."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if name in targets:
+                r, alpha = targets[name]
+                wrapper = LoraEmbedding if isinstance(child, nn.Embedding) else LoraLinear
+                setattr(module, name, wrapper(child, r, alpha))
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = "lora_" in name
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+# (a) 4 x Linear(1024, 1024) with GELU between, batch 64, rank 8 (alpha 8) on every Linear.
+class Mlp(nn.Module):
+    def __init__(self, width=1024):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3, self.fc4 = (nn.Linear(width, width) for _ in range(4))
+
+    def forward(self, x):
+        x = F.gelu(self.fc1(x))
+        x = F.gelu(self.fc2(x))
+        x = F.gelu(self.fc3(x))
+        return self.fc4(x)
+
+
+# (b) The transformer of LoraGen.Benchmarks/Models/BenchTransformer.cs, same sizes.
+VOCAB, WIDTH, HEADS, BLOCKS, SEQ, BATCH = 512, 256, 4, 2, 64, 16
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(WIDTH, WIDTH) for _ in range(4))
+
+    def forward(self, x):
+        b, n, hw = x.shape[0], x.shape[1], WIDTH // HEADS
+        heads = lambda t: t.view(b, n, HEADS, hw).transpose(1, 2)
+        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+        weights = (q @ k.transpose(-2, -1)).div(math.sqrt(hw)).softmax(-1)
+        return self.o_proj((weights @ v).transpose(1, 2).reshape(b, n, WIDTH))
+
+
+class FeedForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(WIDTH, 4 * WIDTH)
+        self.fc2 = nn.Linear(4 * WIDTH, WIDTH)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln1, self.attention, self.ln2, self.feed_forward = nn.LayerNorm(WIDTH), Attention(), nn.LayerNorm(WIDTH), FeedForward()
+
+    def forward(self, x):
+        h = x + self.attention(self.ln1(x))
+        return h + self.feed_forward(self.ln2(h))
+
+
+class Transformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, WIDTH)
+        self.blocks = nn.ModuleList(Block() for _ in range(BLOCKS))
+        self.head = nn.Linear(WIDTH, VOCAB)
+
+    def forward(self, tokens):
+        h = self.embed(tokens)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)
+
+
+WORKLOADS = {
+    "mlp": dict(
+        model=Mlp,
+        batch=lambda: (torch.randn(64, 1024), torch.randn(64, 1024)),
+        loss=F.mse_loss,
+        targets={f"fc{i}": (8, 8) for i in range(1, 5)}),
+    "transformer": dict(
+        model=Transformer,
+        batch=lambda: (torch.randint(VOCAB, (BATCH, SEQ)), torch.randint(VOCAB, (BATCH, SEQ))),
+        loss=lambda logits, t: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), t.flatten()),
+        targets={"q_proj": (8, 16), "v_proj": (8, 16), "fc1": (8, 8), "fc2": (8, 8), "embed": (8, 8)}),
+}
+
+
+class TrainingSession:
+    def __init__(self, name, mode):
+        w = WORKLOADS[name]
+        torch.manual_seed(0)
+        self.model = w["model"]()
+        params = apply_lora(self.model, w["targets"]) if mode == "lora" else list(self.model.parameters())
+        # weight_decay 0: TorchSharp's AdamW default, which the LoraGen harness uses.
+        self.optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0)
+        self.input, self.target = w["batch"]()
+        self.loss = w["loss"]
+        self.model.train()
+
+    def step(self):
+        loss = self.loss(self.model(self.input), self.target)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=False)  # as TorchSharp's zero_grad: gradients kept, zeroed
+        return loss.item()
+
+    def tensor_bytes(self):
+        size = lambda t: t.numel() * t.element_size()
+        parameters = sum(size(p) for p in self.model.parameters())
+        gradients = sum(size(p.grad) for p in self.model.parameters() if p.grad is not None)
+        optimizer = sum(size(v) for s in self.optimizer.state.values() for k, v in s.items()
+                        if torch.is_tensor(v) and k != "step")
+        return parameters, gradients, optimizer
+
+
+class InferenceSession:
+    def __init__(self, name, mode):
+        w = WORKLOADS[name]
+        torch.manual_seed(0)
+        self.model = w["model"]()
+        if mode != "base":
+            apply_lora(self.model, w["targets"])
+            with torch.no_grad():
+                for n, p in self.model.named_parameters():
+                    if "lora_" in n:
+                        p.normal_(0, 0.01)
+            if mode == "merged":
+                for m in self.model.modules():
+                    if isinstance(m, (LoraLinear, LoraEmbedding)):
+                        m.merge()
+        self.model.eval()
+        self.input, _ = w["batch"]()
+
+    def forward(self):
+        with torch.no_grad():
+            self.model(self.input)
+
+
+def interleaved_medians(actions, warmup, iterations):
+    for _ in range(warmup):
+        for a in actions:
+            a()
+    samples = [[] for _ in actions]
+    for _ in range(iterations):
+        for i, a in enumerate(actions):
+            start = time.perf_counter()
+            a()
+            samples[i].append((time.perf_counter() - start) * 1000)
+    return [median(s) for s in samples]
+
+
+def median(values):
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def line(key, value):
+    print(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}", flush=True)
+
+
+def compare(args):
+    line("harness", "pytorch")
+    line("threads", torch.get_num_threads())
+    line("torch_version", torch.__version__)
+    x, w = torch.randn(64, 1024), torch.randn(1024, 1024)
+    line("blas.mm_64x1024x1024_ms", interleaved_medians([lambda: x.mm(w)], args.warmup, args.iterations)[0])
+    for name in [w for w in args.workloads.split(",") if w]:
+        lora, full = TrainingSession(name, "lora"), TrainingSession(name, "full")
+        m = interleaved_medians([lora.step, full.step], args.warmup, args.iterations)
+        line(f"{name}.step.lora_ms", m[0])
+        line(f"{name}.step.full_ms", m[1])
+        sessions = [InferenceSession(name, mode) for mode in ("base", "unmerged", "merged")]
+        m = interleaved_medians([s.forward for s in sessions], args.warmup, args.iterations)
+        for mode, value in zip(("base", "unmerged", "merged"), m):
+            line(f"{name}.inference.{mode}_ms", value)
+        for mode in ("lora", "full"):
+            child = subprocess.run([sys.executable, __file__, "memory", "--workload", name, "--mode", mode,
+                                    "--threads", str(args.threads)], check=True, capture_output=True, text=True)
+            print(child.stdout, end="", flush=True)
+
+
+def memory(args):
+    """Trains in this process only, so its peak resident set belongs to one configuration."""
+    warm = torch.ones(8, 8)
+    (warm @ warm).sum().item()
+    baseline = reset_peak_rss()
+    session = TrainingSession(args.workload, args.mode)
+    for _ in range(10):
+        session.step()
+    parameters, gradients, optimizer = session.tensor_bytes()
+    peak = status_bytes("VmHWM")
+    prefix = f"{args.workload}.memory.{args.mode}"
+    line(f"{prefix}.tensor_mb", (parameters + gradients + optimizer) / 1e6)
+    line(f"{prefix}.parameter_mb", parameters / 1e6)
+    line(f"{prefix}.gradient_mb", gradients / 1e6)
+    line(f"{prefix}.optimizer_mb", optimizer / 1e6)
+    line(f"{prefix}.peak_rss_mb", peak / 1e6)
+    line(f"{prefix}.baseline_rss_mb", baseline / 1e6)
+    line(f"{prefix}.peak_rss_over_baseline_mb", (peak - baseline) / 1e6)
+
+
+def reset_peak_rss():
+    """Resets VmHWM to the current resident set (Linux clear_refs 5), so that loading torch does not set
+    the peak; returns the resident set at that moment, the baseline."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+    return status_bytes("VmRSS")
+
+
+def status_bytes(field):
+    with open("/proc/self/status") as status:
+        for row in status:
+            if row.startswith(field + ":"):
+                return int(row.split()[1]) * 1024
+    raise RuntimeError(f"{field} missing from /proc/self/status")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["compare", "memory"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--workloads", default="mlp,transformer")
+    parser.add_argument("--workload", default="mlp")
+    parser.add_argument("--mode", default="lora")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if torch.get_num_threads() != args.threads:
+        raise SystemExit(f"torch kept {torch.get_num_threads()} threads, {args.threads} were asked for")
+    compare(args) if args.command == "compare" else memory(args)
+
+
+if __name__ == "__main__":
+    main()
