@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LoraGen;
+using LoraGen.Benchmarks.Models;
 using LoraGen.GpuCheck;
 using TorchSharp;
 using static TorchSharp.torch;

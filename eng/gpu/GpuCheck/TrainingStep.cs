@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LoraGen;
+using LoraGen.Benchmarks.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
