@@ -1,0 +1,22 @@
+// The main sample: LoRA against full fine-tuning. See FineTuneSample for the plan, README.md for a run.
+using FineTune;
+using Spectre.Console;
+
+SampleOptions options;
+try
+{
+    if (args.Contains("--help") || args.Contains("-h"))
+    {
+        Console.WriteLine(SampleOptions.Usage);
+        return 0;
+    }
+    options = SampleOptions.Parse(args);
+}
+catch (ArgumentException error)
+{
+    Console.Error.WriteLine(error.Message);
+    Console.Error.WriteLine(SampleOptions.Usage);
+    return 2;
+}
+FineTuneSample.Run(options, AnsiConsole.Console);
+return 0;
