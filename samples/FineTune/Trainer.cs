@@ -8,9 +8,8 @@ namespace FineTune;
 /// <summary>How one training run goes: steps, AdamW's learning rate (cosine-annealed to a tenth), batch size.</summary>
 public sealed record TrainingSettings(int Steps, double LearningRate, int BatchSize = 128, int LogEvery = 20);
 
-/// <summary>What a run measured: the logged losses, the time per step and the memory.</summary>
-public sealed record TrainingLog(IReadOnlyList<(int Step, double Loss)> Losses, double MillisecondsPerStep,
-    long TensorBytes, long PeakResidentBytes);
+/// <summary>What a run measured: the logged losses, the time per step and the training-state memory.</summary>
+public sealed record TrainingLog(IReadOnlyList<(int Step, double Loss)> Losses, double MillisecondsPerStep, long TensorBytes);
 
 public static class Trainer
 {
@@ -23,7 +22,6 @@ public static class Trainer
     public static TrainingLog Train(CharTransformer model, List<Parameter> parameters, ArithmeticTask task,
         TrainingSettings settings, Random data, Device device, Action<int, double>? onLog = null)
     {
-        TrainingMemory.ResetPeak();
         var optimizer = optim.AdamW(parameters, lr: settings.LearningRate);
         var schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.Steps, settings.LearningRate / 10);
         var losses = new List<(int, double)>();
@@ -55,7 +53,6 @@ public static class Trainer
             clock.Stop();
         }
         model.eval();
-        return new TrainingLog(losses, clock.Elapsed.TotalMilliseconds / settings.Steps, tensorBytes,
-            TrainingMemory.PeakResidentBytes());
+        return new TrainingLog(losses, clock.Elapsed.TotalMilliseconds / settings.Steps, tensorBytes);
     }
 }

@@ -1,15 +1,14 @@
-using System.Diagnostics;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace FineTune;
 
 /// <summary>
-/// Two memory figures for a training run. Tensor bytes are counted from the live tensors after a step:
-/// every weight, every gradient, and AdamW's two moment tensors per trained parameter (AdamW allocates
-/// exactly those for each parameter that has a gradient). The process peak resident set (Linux VmHWM) is
-/// reset at the start of each run where the kernel allows it (/proc/self/clear_refs), so each run reports
-/// its own peak; it includes LibTorch and the .NET runtime, hundreds of MB that any run pays.
+/// The memory a training run holds from step to step, counted from the live tensors after the first
+/// step: every weight, every gradient, and AdamW's two moment tensors per trained parameter (AdamW
+/// allocates exactly those, and only for parameters that have a gradient). Activations are freed with
+/// each step's dispose scope and are the same for both methods, so they are left out; so is the process's
+/// resident set, which LibTorch and the .NET runtime dominate at this model size.
 /// </summary>
 public static class TrainingMemory
 {
@@ -23,29 +22,6 @@ public static class TrainingMemory
                 bytes += Bytes(grad) + 2 * Bytes(parameter);
         }
         return bytes;
-    }
-
-    /// <summary>Starts a new peak, where the operating system supports it.</summary>
-    public static void ResetPeak()
-    {
-        try
-        {
-            if (OperatingSystem.IsLinux())
-                File.WriteAllText("/proc/self/clear_refs", "5");
-        }
-        catch (IOException)
-        {
-            // Kernels before 4.0 or a locked-down /proc: the peak then covers the process so far.
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-    }
-
-    public static long PeakResidentBytes()
-    {
-        using var process = Process.GetCurrentProcess();
-        return process.PeakWorkingSet64;
     }
 
     private static long Bytes(Tensor tensor) => tensor.NumberOfElements * tensor.ElementSize;
