@@ -1,4 +1,4 @@
-// QuickStart: pretrain a small classifier on task A, then teach it task B with LoRA adapters only,
+// QuickStart, the README tutorial's code: pretrain a small classifier on task A, then teach it task B with LoRA adapters only,
 // and show that the base model (adapters disabled) still knows task A.
 using System.Diagnostics;
 using LoraGen;
@@ -9,7 +9,8 @@ using static TorchSharp.torch;
 
 TorchNative.EnsureLoaded();
 torch.manual_seed(0);
-torch.set_num_threads(Math.Min(Environment.ProcessorCount, 2));
+// A tiny model: one thread is fastest, and stays fast on a busy machine where spinning LibTorch workers do not.
+torch.set_num_threads(1);
 var generator = new Generator(42);
 var taskA = new ArgmaxTask("A", FirstFeature: 0);
 var taskB = new ArgmaxTask("B", FirstFeature: 4);
