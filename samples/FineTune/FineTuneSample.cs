@@ -31,17 +31,19 @@ public static class FineTuneSample
         Directory.CreateDirectory(output);
         var addition = ArithmeticTask.Addition;
         var subtraction = ArithmeticTask.Subtraction;
-        var testA = addition.Batch(options.TestExamples, new Random(options.Seed + 100), device);
-        var testB = subtraction.Batch(options.TestExamples, new Random(options.Seed + 200), device);
+        using var testA = addition.Batch(options.TestExamples, new Random(options.Seed + 100), device);
+        using var testB = subtraction.Batch(options.TestExamples, new Random(options.Seed + 200), device);
         console.MarkupLine($"[bold]LoRA vs full fine-tuning[/] on {device.type}: a {ModelSize.Layers}-layer character transformer " +
             $"learns {ArithmeticTask.Digits}-digit [green]addition[/] (task A), then [yellow]subtraction[/] (task B).");
 
         torch.manual_seed(options.Seed);
-        var pretrained = new CharTransformer();
-        pretrained.to(device);
+        using var pretrained = OnDevice(device);
+        // The other three start from the pretrained checkpoint; their own initial weights never matter.
+        using var fullModel = OnDevice(device);
+        using var loraModel = OnDevice(device);
+        using var reloaded = OnDevice(device);
         var basePath = Path.Combine(output, "base.safetensors");
         MethodResult full = null!, lora = null!;
-        CharTransformer loraModel = null!;
 
         console.Progress()
             .AutoClear(false)
@@ -58,7 +60,7 @@ public static class FineTuneSample
                     Monitor(pretrainTask, "pretrain on A (all weights)", pretrained, testA, testB, options.PretrainSteps));
                 pretrained.SaveCheckpoint(basePath);
 
-                var fullModel = FromBase(basePath, device);
+                fullModel.LoadCheckpoint(basePath);
                 var fullLog = Trainer.Train(fullModel, fullModel.parameters().ToList(), subtraction,
                     new TrainingSettings(options.Steps, FullLearningRate), new Random(options.Seed + 1), device,
                     Monitor(fullTask, "full fine-tune on B", fullModel, testA, testB, options.Steps));
@@ -68,7 +70,7 @@ public static class FineTuneSample
                 full = new MethodResult("full fine-tuning", Evaluation.Accuracy(fullModel, testB), Evaluation.Accuracy(fullModel, testA),
                     allParameters, allParameters, new FileInfo(fullPath).Length, Path.GetFileName(fullPath), fullLog);
 
-                loraModel = FromBase(basePath, device);
+                loraModel.LoadCheckpoint(basePath);
                 torch.manual_seed(options.Seed + 2);
                 var report = RankChoice.ApplyLora(loraModel, options.Rank);
                 var loraLog = Trainer.Train(loraModel, loraModel.LoraParameters(), subtraction,
@@ -86,7 +88,7 @@ public static class FineTuneSample
             disabledA = Evaluation.Accuracy(loraModel, testA);
 
         // The adapter as a user ships it: a fresh model, the pretrained base, then the adapter file.
-        var reloaded = FromBase(basePath, device);
+        reloaded.LoadCheckpoint(basePath);
         reloaded.LoadAdapter(Path.Combine(output, "adapter"));
         using var unmergedLogits = Evaluation.AnswerLogits(loraModel, testB);
         using var reloadedLogits = Evaluation.AnswerLogits(reloaded, testB);
@@ -118,13 +120,12 @@ public static class FineTuneSample
         _ => cuda.is_available() ? CUDA : CPU,
     };
 
-    /// <summary>A new model holding the pretrained weights: moved to the device first, so anything
-    /// created later (adapters, optimizer state) lives there too.</summary>
-    private static CharTransformer FromBase(string basePath, Device device)
+    /// <summary>A new model, moved to the device before anything else touches it, so what is created
+    /// later (adapters, optimizer state) lives there too.</summary>
+    private static CharTransformer OnDevice(Device device)
     {
         var model = new CharTransformer();
         model.to(device);
-        model.LoadCheckpoint(basePath);
         return model;
     }
 
