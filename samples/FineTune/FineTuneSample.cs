@@ -27,6 +27,8 @@ public static class FineTuneSample
         // LibTorch's spinning worker threads slow every step down many times over (measured: 12 ms → 490 ms).
         torch.set_num_threads(1);
         var device = ChooseDevice(options.Device);
+        using (var probe = new CharTransformer())
+            RankChoice.ApplyLora(probe, options.Rank); // refuses a rank that saves nothing before minutes of training
         var output = Path.GetFullPath(options.OutputDirectory);
         Directory.CreateDirectory(output);
         var addition = ArithmeticTask.Addition;

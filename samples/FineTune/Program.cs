@@ -18,5 +18,14 @@ catch (ArgumentException error)
     Console.Error.WriteLine(SampleOptions.Usage);
     return 2;
 }
-FineTuneSample.Run(options, AnsiConsole.Console);
+try
+{
+    FineTuneSample.Run(options, AnsiConsole.Console);
+}
+catch (ArgumentException error)
+{
+    // A device that is not there, or a --rank whose adapters would not save parameters (LoraConfigurationException).
+    Console.Error.WriteLine(error.Message);
+    return 2;
+}
 return 0;
