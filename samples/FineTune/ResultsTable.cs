@@ -1,0 +1,40 @@
+using System.Globalization;
+using Spectre.Console;
+
+namespace FineTune;
+
+/// <summary>The side-by-side table the sample ends with.</summary>
+public static class ResultsTable
+{
+    public static Table Build(FineTuneResult result)
+    {
+        var full = result.Full;
+        var lora = result.Lora;
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title($"Addition (A) → subtraction (B), {result.Device}")
+            .AddColumn("")
+            .AddColumn(new TableColumn("[bold]full fine-tuning[/]").RightAligned())
+            .AddColumn(new TableColumn($"[bold]{Markup.Escape(lora.Method)}[/]").RightAligned());
+        void Row(string what, string f, string l) => table.AddRow(Markup.Escape(what), Markup.Escape(f), Markup.Escape(l));
+
+        Row("task B accuracy", Percent(full.AccuracyB), Percent(lora.AccuracyB));
+        Row($"task A accuracy (was {Percent(result.PretrainedAccuracyA)})", Percent(full.AccuracyA), Percent(lora.AccuracyA) + " adapters on");
+        // Full fine-tuning overwrote the base; LoRA's base is still there, one DisableAdapters() away.
+        Row("task A, base model kept", "no (overwritten)", Percent(result.LoraAccuracyAWithAdaptersDisabled) + " adapters off");
+        Row("trainable parameters", $"{full.TrainableParameters:N0} ({full.TrainablePercent:F1}%)",
+            $"{lora.TrainableParameters:N0} ({lora.TrainablePercent:F1}%)");
+        Row("file to ship", $"{Kilobytes(full.FileBytes)} checkpoint", $"{Kilobytes(lora.FileBytes)} adapter");
+        Row("weights + grads + AdamW state", Kilobytes(full.Training.TensorBytes), Kilobytes(lora.Training.TensorBytes));
+        Row("time per training step", $"{full.Training.MillisecondsPerStep:F1} ms", $"{lora.Training.MillisecondsPerStep:F1} ms");
+        table.Caption(Markup.Escape(
+            $"adapter reloaded into a fresh base: task B {Percent(result.ReloadedAccuracyB)}, max |Δlogit| {Scientific(result.ReloadedMaxLogitDifference)} · " +
+            $"merged: task B {Percent(result.MergedAccuracyB)}, max |Δlogit| {Scientific(result.MergedMaxLogitDifference)}"));
+        return table;
+    }
+
+    public static string Percent(double share) => (100 * share).ToString("F1", CultureInfo.InvariantCulture) + "%";
+
+    private static string Kilobytes(long bytes) => (bytes / 1024.0).ToString("N1", CultureInfo.InvariantCulture) + " KB";
+
+    private static string Scientific(double value) => value.ToString("0.0E+0", CultureInfo.InvariantCulture);
+}

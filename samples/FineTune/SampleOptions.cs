@@ -1,0 +1,75 @@
+using System.Globalization;
+
+namespace FineTune;
+
+/// <summary>The command line of the sample. <see cref="Parse"/> throws <see cref="ArgumentException"/>
+/// with a message meant for the user; <see cref="Usage"/> lists the options.</summary>
+public sealed record SampleOptions
+{
+    public string Device { get; init; } = "auto";
+
+    /// <summary>Training steps on task B, for full fine-tuning and for LoRA alike.</summary>
+    public int Steps { get; init; } = 1200;
+
+    /// <summary>Training steps on task A before either fine-tune (the "pretrained" model).</summary>
+    public int PretrainSteps { get; init; } = 1200;
+
+    public int Rank { get; init; } = ModelSize.Rank;
+    public int Seed { get; init; } = 7;
+    public bool Quick { get; init; }
+    public string OutputDirectory { get; init; } = "finetune-out";
+
+    /// <summary>Examples per task in the held-out accuracy sets.</summary>
+    public int TestExamples => Quick ? 256 : 1000;
+
+    public const string Usage = """
+        usage: dotnet run --project samples/FineTune [-- options]
+          --device auto|cpu|cuda   where to train (auto: cuda when TorchSharp sees one)      [auto]
+          --steps N                fine-tuning steps on task B, full and LoRA each           [1200]
+          --pretrain-steps N       pretraining steps on task A                                [1200]
+          --rank R                 LoRA rank (the model's [LoraTarget] attributes say 4)     [4]
+          --seed S                 seed for weights and data                                  [7]
+          --quick                  a small run for tests: 150 pretraining and 60 fine-tuning steps
+          --out DIR                where the checkpoints, the adapter and the plot go         [finetune-out]
+        """;
+
+    public static SampleOptions Parse(IReadOnlyList<string> args)
+    {
+        var options = new SampleOptions();
+        bool stepsGiven = false, pretrainGiven = false;
+        for (int i = 0; i < args.Count; i++)
+        {
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--device":
+                    var device = Value();
+                    options = options with { Device = device is "auto" or "cpu" or "cuda" ? device
+                        : throw new ArgumentException($"--device must be auto, cpu or cuda, not '{device}'") };
+                    break;
+                case "--steps": options = options with { Steps = Positive("--steps", Value()) }; stepsGiven = true; break;
+                case "--pretrain-steps": options = options with { PretrainSteps = Positive("--pretrain-steps", Value()) }; pretrainGiven = true; break;
+                case "--rank": options = options with { Rank = Positive("--rank", Value()) }; break;
+                case "--seed": options = options with { Seed = WholeNumber("--seed", Value(), minimum: 0) }; break;
+                case "--out": options = options with { OutputDirectory = Value() }; break;
+                case "--quick": options = options with { Quick = true }; break;
+                default: throw new ArgumentException($"unknown option '{args[i]}'");
+            }
+        }
+        // --quick shortens the defaults only: explicit step counts still win.
+        if (options.Quick)
+            options = options with
+            {
+                Steps = stepsGiven ? options.Steps : 60,
+                PretrainSteps = pretrainGiven ? options.PretrainSteps : 150,
+            };
+        return options;
+    }
+
+    private static int Positive(string name, string text) => WholeNumber(name, text, minimum: 1);
+
+    private static int WholeNumber(string name, string text, int minimum) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= minimum
+            ? value
+            : throw new ArgumentException($"{name} must be a whole number of at least {minimum}, not '{text}'");
+}

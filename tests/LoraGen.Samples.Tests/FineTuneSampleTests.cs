@@ -1,0 +1,85 @@
+using FineTune;
+
+namespace LoraGen.Samples.Tests;
+
+public sealed class FineTuneSampleTests(QuickFineTune run) : IClassFixture<QuickFineTune>
+{
+    // Closed form for the model in samples/FineTune: per block, rank r on q/k/v/o (64→64) and on
+    // up/down (64↔256) costs r·(4·(64+64) + 2·(64+256)); two blocks.
+    private const long LoraParametersAtRank4 = 2 * 4 * (4 * (64 + 64) + 2 * (64 + 256));
+
+    [Fact]
+    public void Prints_the_side_by_side_table_and_the_plot_path()
+    {
+        Assert.Contains("full fine-tuning", run.Output);
+        Assert.Contains("task B accuracy", run.Output);
+        Assert.Contains("task A, base model kept", run.Output);
+        Assert.Contains("time per training step", run.Output);
+        Assert.Contains("Loss curves: " + run.Result.PlotPath, run.Output.Replace("\n", ""));
+    }
+
+    [Fact]
+    public void Writes_a_valid_png_of_the_loss_curves()
+    {
+        var bytes = File.ReadAllBytes(run.Result.PlotPath);
+        byte[] signature = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
+        Assert.Equal(signature, bytes.Take(8));
+        Assert.Equal("IHDR", System.Text.Encoding.ASCII.GetString(bytes, 12, 4));
+        int width = (bytes[16] << 24) | (bytes[17] << 16) | (bytes[18] << 8) | bytes[19];
+        int height = (bytes[20] << 24) | (bytes[21] << 16) | (bytes[22] << 8) | bytes[23];
+        Assert.Equal((900, 540), (width, height));
+        Assert.Equal(run.OutputDirectory, Path.GetDirectoryName(run.Result.PlotPath));
+    }
+
+    [Fact]
+    public void LoRA_trains_under_ten_percent_of_the_parameters()
+    {
+        Assert.Equal(LoraParametersAtRank4, run.Result.Lora.TrainableParameters);
+        Assert.True(run.Result.Lora.TrainablePercent < 10, $"{run.Result.Lora.TrainablePercent}%");
+        Assert.Equal(run.Result.Full.AllParameters, run.Result.Full.TrainableParameters);
+        Assert.Equal(run.Result.Full.AllParameters + LoraParametersAtRank4, run.Result.Lora.AllParameters);
+    }
+
+    [Fact]
+    public void The_adapter_file_is_a_small_fraction_of_the_checkpoint()
+    {
+        // float32 adapter tensors plus a JSON config, against every weight in float32.
+        Assert.InRange(run.Result.Lora.FileBytes, 4 * LoraParametersAtRank4, 4 * LoraParametersAtRank4 + 8192);
+        Assert.True(run.Result.Full.FileBytes >= 4 * run.Result.Full.AllParameters);
+        Assert.True(File.Exists(Path.Combine(run.OutputDirectory, "adapter", "adapter_config.json")));
+    }
+
+    [Fact]
+    public void The_reloaded_adapter_gives_the_same_answers()
+    {
+        Assert.Equal(run.Result.Lora.AccuracyB, run.Result.ReloadedAccuracyB);
+        Assert.Equal(0, run.Result.ReloadedMaxLogitDifference);
+    }
+
+    [Fact]
+    public void Merging_keeps_the_outputs()
+    {
+        Assert.InRange(run.Result.MergedMaxLogitDifference, 0, 1e-4);
+        Assert.Equal(run.Result.Lora.AccuracyB, run.Result.MergedAccuracyB);
+    }
+
+    [Fact]
+    public void The_base_under_the_adapter_still_knows_task_A()
+    {
+        Assert.Equal(run.Result.PretrainedAccuracyA, run.Result.LoraAccuracyAWithAdaptersDisabled);
+    }
+
+    [Fact]
+    public void Both_runs_log_their_loss_and_their_costs()
+    {
+        foreach (var method in new[] { run.Result.Full, run.Result.Lora })
+        {
+            Assert.Equal(run.Options.Steps, method.Training.Losses[^1].Step);
+            Assert.All(method.Training.Losses, point => Assert.True(double.IsFinite(point.Loss) && point.Loss > 0));
+            Assert.True(method.Training.MillisecondsPerStep > 0);
+        }
+        // Weights + gradients + two AdamW moments of every trained parameter, all float32.
+        Assert.Equal(4 * (run.Result.Full.AllParameters * 4), run.Result.Full.Training.TensorBytes);
+        Assert.Equal(4 * (run.Result.Lora.AllParameters + 3 * LoraParametersAtRank4), run.Result.Lora.Training.TensorBytes);
+    }
+}

@@ -1,0 +1,59 @@
+using FineTune;
+using LoraGen;
+using static TorchSharp.torch;
+
+namespace LoraGen.Samples.Tests;
+
+public sealed class RankChoiceTests
+{
+    // Per block: q/k/v/o are 64→64, up/down 64↔256; two blocks.
+    private static long AdapterParameters(int rank) => 2L * rank * (4 * (64 + 64) + 2 * (64 + 256));
+
+    [Theory]
+    [InlineData(4)]   // the attributes' rank: ApplyLora itself
+    [InlineData(2)]   // another rank, wrapped through ILoraModule
+    public void A_rank_from_the_command_line_adapts_the_same_targets(int rank)
+    {
+        using var model = new CharTransformer();
+        long baseParameters = model.parameters().Sum(p => p.numel());
+        var report = RankChoice.ApplyLora(model, rank);
+        Assert.Equal(AdapterParameters(rank), report.TrainableParameters);
+        Assert.Equal(baseParameters + AdapterParameters(rank), report.AllParameters);
+        Assert.Equal(12, report.Layers.Count);
+        Assert.All(report.Layers, layer => Assert.Equal((rank, 2.0), (layer.Rank, layer.Scaling)));
+        // Frozen as ApplyLora freezes: only adapter tensors train.
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToList();
+        Assert.Equal(24, trainable.Count);
+        Assert.All(trainable, name => Assert.Matches(@"\.lora_[AB]\.weight$", name));
+    }
+
+    [Fact]
+    public void An_adapter_of_another_rank_loads_into_a_fresh_model()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "loragen-rank-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var model = new CharTransformer();
+            RankChoice.ApplyLora(model, 2);
+            using (no_grad())
+                foreach (var parameter in model.LoraParameters())
+                    parameter.normal_();
+            model.SaveAdapter(directory);
+
+            using var fresh = new CharTransformer();
+            fresh.load_state_dict(model.state_dict().Where(p => !p.Key.Contains("lora_"))
+                .ToDictionary(p => p.Key.Replace(".base_layer", ""), p => p.Value));
+            fresh.LoadAdapter(directory);
+            using var ids = ArithmeticTask.Addition.Batch(8, new Random(1), CPU);
+            using var expected = model.forward(ids);
+            using var actual = fresh.forward(ids);
+            Assert.Equal(0, (expected - actual).abs().max().item<float>());
+            Assert.All(fresh.LoraLayers(), entry => Assert.Equal(2, entry.Layer.Rank));
+        }
+        finally
+        {
+            if (Directory.Exists(directory))
+                Directory.Delete(directory, recursive: true);
+        }
+    }
+}

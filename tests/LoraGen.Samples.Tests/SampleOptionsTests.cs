@@ -1,0 +1,36 @@
+using FineTune;
+
+namespace LoraGen.Samples.Tests;
+
+public sealed class SampleOptionsTests
+{
+    [Fact]
+    public void Defaults_and_quick()
+    {
+        var defaults = SampleOptions.Parse([]);
+        Assert.Equal(("auto", 1200, 1200, 4, false), (defaults.Device, defaults.Steps, defaults.PretrainSteps, defaults.Rank, defaults.Quick));
+        var quick = SampleOptions.Parse(["--quick"]);
+        Assert.Equal((60, 150), (quick.Steps, quick.PretrainSteps));
+        Assert.Equal(30, SampleOptions.Parse(["--quick", "--steps", "30"]).Steps);
+    }
+
+    [Fact]
+    public void Every_option_is_read()
+    {
+        var options = SampleOptions.Parse(["--device", "cpu", "--steps", "5", "--pretrain-steps", "6", "--rank", "2", "--seed", "0", "--out", "x"]);
+        Assert.Equal(("cpu", 5, 6, 2, 0, "x"), (options.Device, options.Steps, options.PretrainSteps, options.Rank, options.Seed, options.OutputDirectory));
+    }
+
+    [Theory]
+    [InlineData("--device", "gpu")]
+    [InlineData("--steps", "0")]
+    [InlineData("--rank", "-1")]
+    [InlineData("--seed", "x")]
+    [InlineData("--steps")]
+    [InlineData("--bogus")]
+    public void Bad_options_are_refused_with_a_message(params string[] args)
+    {
+        var error = Assert.Throws<ArgumentException>(() => SampleOptions.Parse(args));
+        Assert.Contains(args[0], error.Message);
+    }
+}
