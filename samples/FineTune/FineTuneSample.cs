@@ -26,7 +26,7 @@ public static class FineTuneSample
         // The model is tiny: extra intra-op threads only add synchronisation, and on a busy machine
         // LibTorch's spinning worker threads slow every step down many times over (measured: 12 ms → 490 ms).
         torch.set_num_threads(1);
-        var device = ChooseDevice(options.Device);
+        var device = LoraDevice.Select(options.Device);
         using (var probe = new CharTransformer())
             RankChoice.ApplyLora(probe, options.Rank); // refuses a rank that saves nothing before minutes of training
         var output = Path.GetFullPath(options.OutputDirectory);
@@ -112,15 +112,6 @@ public static class FineTuneSample
         console.MarkupLineInterpolated($"Checkpoints and adapter in {output}; done in {result.Elapsed.TotalSeconds:F0} s.");
         return result;
     }
-
-    private static Device ChooseDevice(string choice) => choice switch
-    {
-        "cpu" => CPU,
-        "cuda" when cuda.is_available() => CUDA,
-        "cuda" => throw new ArgumentException(
-            "--device cuda: TorchSharp sees no CUDA device (this sample references TorchSharp-cpu; reference a CUDA backend package to train on a GPU)"),
-        _ => cuda.is_available() ? CUDA : CPU,
-    };
 
     /// <summary>A new model, moved to the device before anything else touches it, so what is created
     /// later (adapters, optimizer state) lives there too.</summary>

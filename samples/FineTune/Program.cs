@@ -22,9 +22,10 @@ try
 {
     FineTuneSample.Run(options, AnsiConsole.Console);
 }
-catch (ArgumentException error)
+catch (Exception error) when (error is ArgumentException or InvalidOperationException)
 {
-    // A device that is not there, or a --rank whose adapters would not save parameters (LoraConfigurationException).
+    // A device that is not a device (ArgumentException) or is not there (InvalidOperationException), or a
+    // --rank whose adapters would not save parameters (LoraConfigurationException).
     Console.Error.WriteLine(error.Message);
     return 2;
 }

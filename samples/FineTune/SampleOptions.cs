@@ -1,4 +1,5 @@
 using System.Globalization;
+using LoraGen;
 
 namespace FineTune;
 
@@ -24,7 +25,8 @@ public sealed record SampleOptions
 
     public const string Usage = """
         usage: dotnet run --project samples/FineTune [-- options]
-          --device auto|cpu|cuda   where to train (auto: cuda when TorchSharp sees one)      [auto]
+          --device auto|cpu|cuda   where to train (auto: cuda when TorchSharp sees one;      [auto]
+                                   cuda:N for another GPU)
           --steps N                fine-tuning steps on task B, full and LoRA each           [1200]
           --pretrain-steps N       pretraining steps on task A                                [1200]
           --rank R                 LoRA rank (the model's [LoraTarget] attributes say 4)     [4]
@@ -44,8 +46,8 @@ public sealed record SampleOptions
             {
                 case "--device":
                     var device = Value();
-                    options = options with { Device = device is "auto" or "cpu" or "cuda" ? device
-                        : throw new ArgumentException($"--device must be auto, cpu or cuda, not '{device}'") };
+                    options = options with { Device = LoraDevice.IsChoice(device) ? device
+                        : throw new ArgumentException($"--device must be {LoraDevice.Choices}, not '{device}'") };
                     break;
                 case "--steps": options = options with { Steps = Positive("--steps", Value()) }; stepsGiven = true; break;
                 case "--pretrain-steps": options = options with { PretrainSteps = Positive("--pretrain-steps", Value()) }; pretrainGiven = true; break;

@@ -41,6 +41,15 @@ public sealed class DeviceTests
         Assert.Contains("use auto, cpu, cuda or cuda:N", error.Message);
     }
 
+    [Theory]
+    [InlineData("auto", true)]
+    [InlineData("cuda:1", true)]
+    [InlineData("cuda:", false)]
+    [InlineData("cuda:+1", false)]
+    [InlineData(null, false)]
+    public void IsChoice_checks_the_spelling_only(string? choice, bool expected) =>
+        Assert.Equal(expected, LoraDevice.IsChoice(choice));
+
     [Fact]
     public void Adapters_are_created_on_the_base_layers_device_after_the_model_moved()
     {
