@@ -92,55 +92,60 @@ class Mlp(nn.Module):
         return self.fc4(x)
 
 
-# (b) The transformer of LoraGen.Benchmarks/Models/BenchTransformer.cs, same sizes.
-VOCAB, WIDTH, HEADS, BLOCKS, SEQ, BATCH = 512, 256, 4, 2, 64, 16
+# (b) The main sample's model, samples/FineTune/CharTransformer.cs, same sizes, at its training batch.
+VOCAB, WIDTH, HEADS, HIDDEN, BLOCKS, SEQ, BATCH = 13, 64, 4, 256, 2, 12, 128
 
 
 class Attention(nn.Module):
+    """Causal self-attention (torch 1.13 has no scaled_dot_product_attention: the mask is written out)."""
+
     def __init__(self):
         super().__init__()
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(WIDTH, WIDTH) for _ in range(4))
+        self.register_buffer("mask", torch.full((SEQ, SEQ), float("-inf")).triu(1))
 
     def forward(self, x):
         b, n, hw = x.shape[0], x.shape[1], WIDTH // HEADS
         heads = lambda t: t.view(b, n, HEADS, hw).transpose(1, 2)
         q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
-        weights = (q @ k.transpose(-2, -1)).div(math.sqrt(hw)).softmax(-1)
+        weights = ((q @ k.transpose(-2, -1)).div(math.sqrt(hw)) + self.mask[:n, :n]).softmax(-1)
         return self.o_proj((weights @ v).transpose(1, 2).reshape(b, n, WIDTH))
 
 
 class FeedForward(nn.Module):
     def __init__(self):
         super().__init__()
-        self.fc1 = nn.Linear(WIDTH, 4 * WIDTH)
-        self.fc2 = nn.Linear(4 * WIDTH, WIDTH)
+        self.up_proj = nn.Linear(WIDTH, HIDDEN)
+        self.down_proj = nn.Linear(HIDDEN, WIDTH)
 
     def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))
+        return self.down_proj(F.gelu(self.up_proj(x)))
 
 
 class Block(nn.Module):
     def __init__(self):
         super().__init__()
-        self.ln1, self.attention, self.ln2, self.feed_forward = nn.LayerNorm(WIDTH), Attention(), nn.LayerNorm(WIDTH), FeedForward()
+        self.norm1, self.attention, self.norm2, self.feed_forward = nn.LayerNorm(WIDTH), Attention(), nn.LayerNorm(WIDTH), FeedForward()
 
     def forward(self, x):
-        h = x + self.attention(self.ln1(x))
-        return h + self.feed_forward(self.ln2(h))
+        h = x + self.attention(self.norm1(x))
+        return h + self.feed_forward(self.norm2(h))
 
 
 class Transformer(nn.Module):
     def __init__(self):
         super().__init__()
-        self.embed = nn.Embedding(VOCAB, WIDTH)
+        self.tokens = nn.Embedding(VOCAB, WIDTH)
+        self.positions = nn.Embedding(SEQ, WIDTH)
         self.blocks = nn.ModuleList(Block() for _ in range(BLOCKS))
+        self.norm = nn.LayerNorm(WIDTH)
         self.head = nn.Linear(WIDTH, VOCAB)
 
-    def forward(self, tokens):
-        h = self.embed(tokens)
+    def forward(self, ids):
+        h = self.tokens(ids) + self.positions(torch.arange(ids.shape[1]))
         for block in self.blocks:
             h = block(h)
-        return self.head(h)
+        return self.head(self.norm(h))
 
 
 WORKLOADS = {
@@ -153,7 +158,7 @@ WORKLOADS = {
         model=Transformer,
         batch=lambda: (torch.randint(VOCAB, (BATCH, SEQ)), torch.randint(VOCAB, (BATCH, SEQ))),
         loss=lambda logits, t: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), t.flatten()),
-        targets={"q_proj": (8, 16), "v_proj": (8, 16), "fc1": (8, 8), "fc2": (8, 8), "embed": (8, 8)}),
+        targets={name: (4, 8) for name in ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")}),
 }
 
 

@@ -14,17 +14,20 @@ public static class Workloads
         (output, target) => nn.functional.mse_loss(output, target));
 
     /// <summary>
-    /// (b) A small transformer language model, cross-entropy on next tokens. This is the one place that
-    /// names the model class: to benchmark another transformer (the main sample's), change the factory
-    /// and the sizes here.
+    /// (b) The main sample's model (samples/FineTune, <see cref="FineTune.CharTransformer"/>) at its training
+    /// batch: 128 sequences of <see cref="FineTune.ArithmeticTask.SequenceLength"/> tokens, cross-entropy on
+    /// every position, LoRA as its attributes say (rank 4, alpha 8 on q/k/v/o and the feed-forward pair).
     /// </summary>
     public static Workload Transformer { get; } = new(
         "transformer",
-        () => new BenchTransformer(),
+        () => new FineTune.CharTransformer(),
         () => (
-            randint(TransformerDims.Vocabulary, [TransformerDims.Batch, TransformerDims.Sequence]),
-            randint(TransformerDims.Vocabulary, [TransformerDims.Batch, TransformerDims.Sequence])),
+            randint(FineTune.Vocabulary.Size, [TransformerBatch, FineTune.ArithmeticTask.SequenceLength]),
+            randint(FineTune.Vocabulary.Size, [TransformerBatch, FineTune.ArithmeticTask.SequenceLength])),
         (logits, targets) => nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.flatten()));
+
+    /// <summary>The sample's batch size (FineTune's TrainingSettings).</summary>
+    public const int TransformerBatch = 128;
 
     /// <summary>Every workload, by name.</summary>
     public static IReadOnlyList<Workload> All { get; } = [Mlp, Transformer];
