@@ -25,8 +25,12 @@ out="$(mktemp -d)"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for t in $threads; do
   for r in $(seq 1 "$runs"); do
-    dotnet "$harness" compare --threads "$t" "${common[@]}" > "$out/loragen-$t-$r.txt"
-    "$python" "$here/peer.py" compare --threads "$t" "${common[@]}" > "$out/pytorch-$t-$r.txt"
+    # torch.set_num_threads does not reach OpenBLAS's own pool (it starts one thread per core), so the
+    # BLAS libraries get the thread count from the environment too: measured, PyTorch's "1-thread" product
+    # ran on 2 cores without this (0.59 ms, against 1.12 ms on one).
+    blas_threads=(env OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" MKL_NUM_THREADS="$t")
+    "${blas_threads[@]}" dotnet "$harness" compare --threads "$t" "${common[@]}" > "$out/loragen-$t-$r.txt"
+    "${blas_threads[@]}" "$python" "$here/peer.py" compare --threads "$t" "${common[@]}" > "$out/pytorch-$t-$r.txt"
   done
   echo
   echo "== $t thread(s) =="
