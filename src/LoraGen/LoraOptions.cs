@@ -16,6 +16,14 @@ public sealed record LoraOptions
     /// </summary>
     public bool AllowNoSavings { get; init; }
 
+    /// <summary>
+    /// Changes a target's options at run time (a rank from a command line, a search over ranks): given the
+    /// target's path in the model (<c>blocks.0.attention.q_proj</c>) and the options its
+    /// <see cref="LoraTargetAttribute"/> states, returns the options to use. The run-time checks apply to
+    /// the result. Null: the attributes' options, which the analyzers checked at compile time.
+    /// </summary>
+    public Func<string, LoraConfig, LoraConfig>? Reconfigure { get; init; }
+
     /// <summary>The dtype of the adapter matrices. Float32 by default, even over a bf16 or fp16
     /// base, as in PEFT: inputs are cast to it and the sum is cast back to the base's dtype.</summary>
     public ScalarType AdapterDType { get; init; } = ScalarType.Float32;

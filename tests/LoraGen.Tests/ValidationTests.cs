@@ -83,4 +83,36 @@ public sealed class ValidationTests
             () => new LoraConv2d(nn.Conv2d(2, 4, 3), new LoraConfig { Rank = 4 }));
         Assert.Contains("88 adapter parameters, not fewer than the 72", conv.Message);
     }
+
+    [Fact]
+    public void Reconfigure_chooses_each_targets_options_at_run_time_by_path()
+    {
+        var model = new Support.Mlp(16, 32, 3);
+        var seen = new List<string>();
+        var report = model.ApplyLora(new LoraOptions
+        {
+            Reconfigure = (path, config) =>
+            {
+                seen.Add(path);
+                Assert.Equal((4, 8.0), (config.Rank, config.EffectiveAlpha)); // what [LoraTarget] on MlpBlock says
+                return config with { Rank = path.StartsWith("blocks.0.", StringComparison.Ordinal) ? 2 : 1 };
+            },
+        });
+        Assert.Equal(["blocks.0.up", "blocks.0.down", "blocks.1.up", "blocks.1.down"], seen);
+        // Rank 2 then rank 1 on up 16→32 and down 32→16, plus the two trainable norms (2·16 each):
+        // 2·48 + 2·48 + 1·48 + 1·48 + 2·32 = 352.
+        Assert.Equal(352, report.TrainableParameters);
+        Assert.Equal([2, 2, 1, 1], report.Layers.Select(l => l.Rank));
+    }
+
+    [Fact]
+    public void Reconfigured_options_are_checked_and_a_refusal_changes_nothing()
+    {
+        var model = new Support.Mlp(16, 32, 3);
+        var error = Assert.Throws<LoraConfigurationException>(() =>
+            model.ApplyLora(new LoraOptions { Reconfigure = (_, config) => config with { Rank = 16 } }));
+        Assert.StartsWith("LoRA target 'blocks.0.up': rank 16 on Linear 16→32 gives 768 adapter parameters", error.Message);
+        Assert.Empty(model.LoraLayers());
+        Assert.All(model.parameters(), p => Assert.True(p.requires_grad));
+    }
 }

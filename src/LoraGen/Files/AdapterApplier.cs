@@ -13,20 +13,13 @@ internal static class AdapterApplier
     /// </summary>
     public static Action Apply(nn.Module model, List<(string Path, ILoraModule Host)> hosts, AdapterConfig config, AdapterFileOptions options)
     {
-        // The file decides the rank; refusing one PEFT would load helps no one.
-        var loraOptions = LoraOptions.Default with { AllowNoSavings = true };
-        var plan = new List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)>();
-        foreach (var (path, host) in hosts)
+        // The file decides each target's options; refusing a rank PEFT would load helps no one.
+        var loraOptions = LoraOptions.Default with
         {
-            foreach (var target in host.LoraTargets)
-            {
-                var where = LoraTree.Join(path, target.Field);
-                var layer = host.GetLoraTarget(target.Field);
-                var fromFile = target with { Config = config.ConfigFor(options.FilePath(where)) };
-                LoraTargetValidator.Validate(where, LoraLayer.ShapeOf(layer, where), fromFile.Config, loraOptions);
-                plan.Add((host, fromFile, layer));
-            }
-        }
+            AllowNoSavings = true,
+            Reconfigure = (where, _) => config.ConfigFor(options.FilePath(where)),
+        };
+        var plan = LoraModelExtensions.Plan(hosts, loraOptions);
 
         var requiresGrad = model.parameters().Select(parameter => (parameter, parameter.requires_grad)).ToList();
         LoraModelExtensions.WrapAll(plan, loraOptions);

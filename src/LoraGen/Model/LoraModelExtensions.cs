@@ -36,19 +36,7 @@ public static class LoraModelExtensions
                 $"ApplyLora found no [LoraTarget] class in this {model.GetType().Name}: mark the classes whose layers " +
                 "should be adapted with [LoraTarget], and declare them partial.");
 
-        var plan = new List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)>();
-        foreach (var (path, host) in hosts)
-        {
-            foreach (var target in host.LoraTargets)
-            {
-                var layer = host.GetLoraTarget(target.Field);
-                var where = LoraTree.Join(path, target.Field);
-                LoraTargetValidator.Validate(where, LoraLayer.ShapeOf(layer, where), target.Config, options);
-                plan.Add((host, target, layer));
-            }
-        }
-
-        WrapAll(plan, options);
+        WrapAll(Plan(hosts, options), options);
         Freeze(model);
         return LoraReport.Of(model);
     }
@@ -145,6 +133,27 @@ public static class LoraModelExtensions
             foreach (var layer in wasMerged)
                 layer.Merge();
         });
+    }
+
+    /// <summary>Every target of every host with the options it will get (the attribute's, or what
+    /// <see cref="LoraOptions.Reconfigure"/> makes of them), each checked before anything changes.</summary>
+    /// <exception cref="LoraConfigurationException">A target cannot be adapted; the message names it.</exception>
+    internal static List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)> Plan(
+        IEnumerable<(string Path, ILoraModule Host)> hosts, LoraOptions options)
+    {
+        var plan = new List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)>();
+        foreach (var (path, host) in hosts)
+        {
+            foreach (var target in host.LoraTargets)
+            {
+                var layer = host.GetLoraTarget(target.Field);
+                var where = LoraTree.Join(path, target.Field);
+                var chosen = options.Reconfigure is { } reconfigure ? target with { Config = reconfigure(where, target.Config) } : target;
+                LoraTargetValidator.Validate(where, LoraLayer.ShapeOf(layer, where), chosen.Config, options);
+                plan.Add((host, chosen, layer));
+            }
+        }
+        return plan;
     }
 
     internal static void WrapAll(
