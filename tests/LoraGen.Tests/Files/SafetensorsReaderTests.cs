@@ -43,6 +43,40 @@ public sealed class SafetensorsReaderTests
         Assert.Empty(reader.ReadBytes("empty"));
     }
 
+    [Fact]
+    public void Writer_output_follows_the_specification_read_without_our_reader()
+    {
+        // Parsed here by hand, per the safetensors format: u64 little-endian header length, a JSON object
+        // (dtype, shape, data_offsets relative to the data section; __metadata__ strings), then raw
+        // little-endian bytes. Nothing of LoraGen's reader is used.
+        float[] weights = [1.5f, -2.25f, 3e-8f, float.MaxValue, 0f, -0f];
+        long[] ids = [7, -1, long.MaxValue];
+        byte[] weightBytes = weights.SelectMany(BitConverter.GetBytes).ToArray();
+        byte[] idBytes = ids.SelectMany(BitConverter.GetBytes).ToArray();
+        var stream = new MemoryStream();
+        SafetensorsWriter.Write(stream, [new SafetensorsTensor("w", SafetensorsDType.F32, [2, 3], () => weightBytes),
+            new SafetensorsTensor("ids", SafetensorsDType.I64, [3], () => idBytes)], new Dictionary<string, string> { ["format"] = "pt" });
+        var file = stream.ToArray();
+
+        long headerLength = BitConverter.ToInt64(file, 0);
+        Assert.True(BitConverter.IsLittleEndian);
+        var header = System.Text.Json.JsonDocument.Parse(file.AsMemory(8, (int)headerLength)).RootElement;
+        Assert.Equal("pt", header.GetProperty("__metadata__").GetProperty("format").GetString());
+        int dataStart = 8 + (int)headerLength;
+        byte[] Tensor(string name, string dtype, long[] shape)
+        {
+            var entry = header.GetProperty(name);
+            Assert.Equal(dtype, entry.GetProperty("dtype").GetString());
+            Assert.Equal(shape, entry.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()));
+            var offsets = entry.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            return file[(dataStart + offsets[0])..(dataStart + offsets[1])];
+        }
+        Assert.Equal(weightBytes, Tensor("w", "F32", [2, 3]));
+        Assert.Equal(idBytes, Tensor("ids", "I64", [3]));
+        Assert.Equal(file.Length, dataStart + weightBytes.Length + idBytes.Length); // nothing else in the file
+        Assert.Equal(3, header.EnumerateObject().Count());
+    }
+
     [Theory]
     [InlineData("""{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}""", 16, "tensor 'a': the key appears twice")]
     [InlineData("""{"a":{"dtype":"F8","shape":[2],"data_offsets":[0,2]}}""", 2, "unknown dtype \"F8\"")]
