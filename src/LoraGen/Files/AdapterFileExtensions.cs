@@ -68,7 +68,6 @@ public static class AdapterFileExtensions
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(directory);
-        RefuseMerged(model);
         var config = AdapterConfig.Read(Path.Combine(directory, AdapterConfig.FileName));
         using var weights = SafetensorsReader.Open(Path.Combine(directory, WeightsFileName));
         LoadAdapter(model, config, weights, options ?? AdapterFileOptions.Default, directory);
