@@ -92,7 +92,7 @@ class Mlp(nn.Module):
         return self.fc4(x)
 
 
-# (b) The main sample's model, samples/FineTune/CharTransformer.cs, same sizes, at its training batch.
+# (b) benchmarks/LoraGen.Benchmarks/Models/SmallTransformer.cs, same sizes, at the main sample's training batch.
 VOCAB, WIDTH, HEADS, HIDDEN, BLOCKS, SEQ, BATCH = 13, 64, 4, 256, 2, 12, 128
 
 

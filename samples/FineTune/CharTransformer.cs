@@ -15,18 +15,17 @@ public static class ModelSize
     public const int Hidden = 4 * Width;
     public const int Layers = 2;
 
-    /// <summary>The rank in the [LoraTarget] attributes below; <c>--rank</c> may choose another at run time.</summary>
-    public const int Rank = 4;
+    /// <summary>The rank in the [LoraTarget] attribute below; <c>--rank</c> may choose another at run time.</summary>
+    public const int Rank = 16;
 }
 
-/// <summary>Causal multi-head self-attention. LoRA adapts all four projections.</summary>
-[LoraTarget(Rank = ModelSize.Rank, Alpha = 2 * ModelSize.Rank, Targets = ["q_proj", "k_proj", "v_proj", "o_proj"])]
-public sealed partial class CausalSelfAttention : Module<Tensor, Tensor>
+/// <summary>Causal multi-head self-attention.</summary>
+public sealed class CausalSelfAttention : Module<Tensor, Tensor>
 {
-    private Module<Tensor, Tensor> q_proj = Linear(ModelSize.Width, ModelSize.Width);
-    private Module<Tensor, Tensor> k_proj = Linear(ModelSize.Width, ModelSize.Width);
-    private Module<Tensor, Tensor> v_proj = Linear(ModelSize.Width, ModelSize.Width);
-    private Module<Tensor, Tensor> o_proj = Linear(ModelSize.Width, ModelSize.Width);
+    private readonly Module<Tensor, Tensor> q_proj = Linear(ModelSize.Width, ModelSize.Width);
+    private readonly Module<Tensor, Tensor> k_proj = Linear(ModelSize.Width, ModelSize.Width);
+    private readonly Module<Tensor, Tensor> v_proj = Linear(ModelSize.Width, ModelSize.Width);
+    private readonly Module<Tensor, Tensor> o_proj = Linear(ModelSize.Width, ModelSize.Width);
 
     public CausalSelfAttention() : base(nameof(CausalSelfAttention)) => RegisterComponents();
 
@@ -41,12 +40,11 @@ public sealed partial class CausalSelfAttention : Module<Tensor, Tensor>
     }
 }
 
-/// <summary>The feed-forward half of a block; LoRA adapts both layers.</summary>
-[LoraTarget(Rank = ModelSize.Rank, Alpha = 2 * ModelSize.Rank)]
-public sealed partial class FeedForward : Module<Tensor, Tensor>
+/// <summary>The feed-forward half of a block.</summary>
+public sealed class FeedForward : Module<Tensor, Tensor>
 {
-    private Module<Tensor, Tensor> up_proj = Linear(ModelSize.Width, ModelSize.Hidden);
-    private Module<Tensor, Tensor> down_proj = Linear(ModelSize.Hidden, ModelSize.Width);
+    private readonly Module<Tensor, Tensor> up_proj = Linear(ModelSize.Width, ModelSize.Hidden);
+    private readonly Module<Tensor, Tensor> down_proj = Linear(ModelSize.Hidden, ModelSize.Width);
 
     public FeedForward() : base(nameof(FeedForward)) => RegisterComponents();
 
@@ -57,7 +55,7 @@ public sealed partial class FeedForward : Module<Tensor, Tensor>
     }
 }
 
-/// <summary>A pre-norm block. Not annotated: its norms stay frozen under LoRA, its children are adapted.</summary>
+/// <summary>A pre-norm block.</summary>
 public sealed class TransformerBlock : Module<Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> norm1 = LayerNorm(ModelSize.Width);
@@ -77,13 +75,17 @@ public sealed class TransformerBlock : Module<Tensor, Tensor>
 
 /// <summary>
 /// A GPT-style character model: token and position embeddings, <see cref="ModelSize.Layers"/> blocks, a
-/// final norm and an output head. Embeddings, norms and head stay frozen under LoRA: the task-B knowledge
-/// must go into the adapters on the attention and feed-forward projections.
+/// final norm and an output head. LoRA adapts the token embedding only. An embedding adapter's update is
+/// per character: row c of the embedding moves by scaling·B·A[:, c], and A's column for a character starts
+/// at zero and gets a gradient only where that character is read. Trained on task B's text, which shares no
+/// character with task A's, it leaves every row that task A reads exactly as it was, while the frozen
+/// blocks keep doing the arithmetic for both scripts.
 /// </summary>
-public sealed class CharTransformer : Module<Tensor, Tensor>
+[LoraTarget(Rank = ModelSize.Rank, Alpha = 2 * ModelSize.Rank, Targets = ["tokens"])]
+public sealed partial class CharTransformer : Module<Tensor, Tensor>
 {
-    private readonly Module<Tensor, Tensor> tokens = Embedding(Vocabulary.Size, ModelSize.Width);
-    private readonly Module<Tensor, Tensor> positions = Embedding(ArithmeticTask.SequenceLength, ModelSize.Width);
+    private Module<Tensor, Tensor> tokens = Embedding(Vocabulary.Size, ModelSize.Width);
+    private readonly Module<Tensor, Tensor> positions = Embedding(ArithmeticTask.InputLength, ModelSize.Width);
     private readonly ModuleList<Module<Tensor, Tensor>> blocks = new();
     private readonly Module<Tensor, Tensor> norm = LayerNorm(ModelSize.Width);
     private readonly Module<Tensor, Tensor> head = Linear(ModelSize.Width, Vocabulary.Size);

@@ -7,16 +7,20 @@ using static TorchSharp.torch;
 namespace FineTune;
 
 /// <summary>
-/// The main sample: pretrain a character-level transformer on addition (task A), then teach it
-/// subtraction (task B) from the same weights twice — every weight trained, and LoRA adapters only — and
-/// compare what each learned, what each forgot, and what each costs.
+/// The main sample: pretrain a character-level transformer on sums written in digits (task A), then teach
+/// it the same sums in a letter code (task B) from the same weights twice — every weight trained, and a
+/// LoRA adapter on the token embedding only — and compare what each learned, what each forgot, and what
+/// each costs.
 /// </summary>
 public static class FineTuneSample
 {
-    // LoRA trains few parameters from a zero update, so it takes a larger step than full fine-tuning.
+    // Each fine-tune at the best of a small grid (full: 1e-3, 3e-3; LoRA: 1e-2, 3e-2, 1e-1). LoRA trains
+    // few parameters from a zero update, so it takes a larger step. The warm-up keeps pretraining out of
+    // a plateau that some seeds otherwise sit on for its whole length.
     private const double PretrainLearningRate = 3e-3;
-    private const double FullLearningRate = 1e-3;
-    private const double LoraLearningRate = 5e-3;
+    private const int PretrainWarmupSteps = 100;
+    private const double FullLearningRate = 3e-3;
+    private const double LoraLearningRate = 3e-2;
     private const int MonitorExamples = 256;
 
     public static FineTuneResult Run(SampleOptions options, IAnsiConsole console)
@@ -31,12 +35,13 @@ public static class FineTuneSample
             RankChoice.ApplyLora(probe, options.Rank); // refuses a rank that saves nothing before minutes of training
         var output = Path.GetFullPath(options.OutputDirectory);
         Directory.CreateDirectory(output);
-        var addition = ArithmeticTask.Addition;
-        var subtraction = ArithmeticTask.Subtraction;
-        using var testA = addition.Batch(options.TestExamples, new Random(options.Seed + 100), device);
-        using var testB = subtraction.Batch(options.TestExamples, new Random(options.Seed + 200), device);
+        var taskA = ArithmeticTask.DigitSums;
+        var taskB = ArithmeticTask.LetterSums;
+        using var testA = taskA.Batch(options.TestExamples, new Random(options.Seed + 100), device);
+        using var testB = taskB.Batch(options.TestExamples, new Random(options.Seed + 200), device);
         console.MarkupLine($"[bold]LoRA vs full fine-tuning[/] on {device.type}: a {ModelSize.Layers}-layer character transformer " +
-            $"learns {ArithmeticTask.Digits}-digit [green]addition[/] (task A), then [yellow]subtraction[/] (task B).");
+            $"learns {ArithmeticTask.Digits}-digit sums in [green]digits[/] (task A, {Markup.Escape(taskA.Input(123, 456))}), " +
+            $"then the same sums in a [yellow]letter code[/] (task B, {Markup.Escape(taskB.Input(123, 456))}); both answer {ArithmeticTask.Answer(123, 456)}.");
 
         torch.manual_seed(options.Seed);
         using var pretrained = OnDevice(device);
@@ -57,13 +62,13 @@ public static class FineTuneSample
                 var fullTask = context.AddTask("full fine-tune on B", maxValue: options.Steps);
                 var loraTask = context.AddTask("LoRA fine-tune on B", maxValue: options.Steps);
 
-                Trainer.Train(pretrained, pretrained.parameters().ToList(), addition,
-                    new TrainingSettings(options.PretrainSteps, PretrainLearningRate), new Random(options.Seed), device,
+                Trainer.Train(pretrained, pretrained.parameters().ToList(), taskA,
+                    new TrainingSettings(options.PretrainSteps, PretrainLearningRate, PretrainWarmupSteps), new Random(options.Seed), device,
                     Monitor(pretrainTask, "pretrain on A (all weights)", pretrained, testA, testB, options.PretrainSteps));
                 pretrained.SaveCheckpoint(basePath);
 
                 fullModel.LoadCheckpoint(basePath);
-                var fullLog = Trainer.Train(fullModel, fullModel.parameters().ToList(), subtraction,
+                var fullLog = Trainer.Train(fullModel, fullModel.parameters().ToList(), taskB,
                     new TrainingSettings(options.Steps, FullLearningRate), new Random(options.Seed + 1), device,
                     Monitor(fullTask, "full fine-tune on B", fullModel, testA, testB, options.Steps));
                 var fullPath = Path.Combine(output, "full-finetune.safetensors");
@@ -75,7 +80,7 @@ public static class FineTuneSample
                 loraModel.LoadCheckpoint(basePath);
                 torch.manual_seed(options.Seed + 2);
                 var report = RankChoice.ApplyLora(loraModel, options.Rank);
-                var loraLog = Trainer.Train(loraModel, loraModel.LoraParameters(), subtraction,
+                var loraLog = Trainer.Train(loraModel, loraModel.LoraParameters(), taskB,
                     new TrainingSettings(options.Steps, LoraLearningRate), new Random(options.Seed + 1), device,
                     Monitor(loraTask, "LoRA fine-tune on B", loraModel, testA, testB, options.Steps));
                 var adapterPath = Path.Combine(output, "adapter");

@@ -13,7 +13,7 @@ public static class LossPlot
             line.MarkerSize = 0;
             line.LineWidth = 2;
         }
-        plot.Title("Fine-tuning on task B (subtraction)");
+        plot.Title("Fine-tuning on task B (sums in a letter code)");
         plot.XLabel("step");
         plot.YLabel("cross-entropy of the answer digits");
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);

@@ -4,9 +4,9 @@ using static TorchSharp.torch;
 namespace FineTune;
 
 /// <summary>
-/// Applies LoRA with the rank the [LoraTarget] attributes state (checked by the analyzers at compile
-/// time), or with another one chosen on the command line, on the same targets and with alpha = 2·rank as
-/// in the attributes. ApplyLora checks the chosen rank at run time.
+/// Applies LoRA with the rank the [LoraTarget] attribute states (checked by the analyzers at compile
+/// time), or with another one chosen on the command line, on the same target and with alpha = 2·rank as
+/// in the attribute. ApplyLora checks the chosen rank at run time.
 /// </summary>
 public static class RankChoice
 {

@@ -11,7 +11,7 @@ public static class ResultsTable
         var full = result.Full;
         var lora = result.Lora;
         var table = new Table().Border(TableBorder.Rounded)
-            .Title($"Addition (A) → subtraction (B), {result.Device}")
+            .Title($"Sums in digits (A) → in letters (B), {result.Device}")
             .AddColumn("")
             .AddColumn(new TableColumn("[bold]full fine-tuning[/]").RightAligned())
             .AddColumn(new TableColumn($"[bold]{Markup.Escape(lora.Method)}[/]").RightAligned());

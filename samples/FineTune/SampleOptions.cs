@@ -10,10 +10,10 @@ public sealed record SampleOptions
     public string Device { get; init; } = "auto";
 
     /// <summary>Training steps on task B, for full fine-tuning and for LoRA alike.</summary>
-    public int Steps { get; init; } = 1200;
+    public int Steps { get; init; } = 2000;
 
     /// <summary>Training steps on task A before either fine-tune (the "pretrained" model).</summary>
-    public int PretrainSteps { get; init; } = 1200;
+    public int PretrainSteps { get; init; } = 2000;
 
     public int Rank { get; init; } = ModelSize.Rank;
     public int Seed { get; init; } = 7;
@@ -25,14 +25,15 @@ public sealed record SampleOptions
 
     public const string Usage = """
         usage: dotnet run --project samples/FineTune [-- options]
-          --device auto|cpu|cuda   where to train (auto: cuda when TorchSharp sees one;      [auto]
+          --device auto|cpu|cuda   where to train (auto: cuda when TorchSharp sees one;   [auto]
                                    cuda:N for another GPU)
-          --steps N                fine-tuning steps on task B, full and LoRA each           [1200]
-          --pretrain-steps N       pretraining steps on task A                                [1200]
-          --rank R                 LoRA rank (the model's [LoraTarget] attributes say 4)     [4]
-          --seed S                 seed for weights and data                                  [7]
+          --steps N                fine-tuning steps on task B, full and LoRA each        [2000]
+          --pretrain-steps N       pretraining steps on task A                             [2000]
+          --rank R                 rank of the LoRA adapter on the token embedding         [16]
+                                   (the model's [LoraTarget] attribute says 16)
+          --seed S                 seed for weights and data                               [7]
           --quick                  a small run for tests: 150 pretraining and 60 fine-tuning steps
-          --out DIR                where the checkpoints, the adapter and the plot go         [finetune-out]
+          --out DIR                where the checkpoints, the adapter and the plot go      [finetune-out]
         """;
 
     public static SampleOptions Parse(IReadOnlyList<string> args)

@@ -5,8 +5,21 @@ using static TorchSharp.torch;
 
 namespace FineTune;
 
-/// <summary>How one training run goes: steps, AdamW's learning rate (cosine-annealed to a tenth), batch size.</summary>
-public sealed record TrainingSettings(int Steps, double LearningRate, int BatchSize = 128, int LogEvery = 20);
+/// <summary>
+/// How one training run goes: steps, AdamW's learning rate (raised linearly over the first
+/// <see cref="WarmupSteps"/>, then cosine-annealed to a tenth), batch size.
+/// </summary>
+public sealed record TrainingSettings(int Steps, double LearningRate, int WarmupSteps = 0, int BatchSize = 128, int LogEvery = 20)
+{
+    /// <summary>The learning rate at <paramref name="step"/> (from 0) as a multiple of <see cref="LearningRate"/>.</summary>
+    public double LearningRateFactor(int step)
+    {
+        if (step < WarmupSteps)
+            return (step + 1.0) / WarmupSteps;
+        double progress = (double)(step - WarmupSteps) / Math.Max(1, Steps - WarmupSteps);
+        return 0.1 + 0.45 * (1 + Math.Cos(Math.PI * Math.Min(1, progress)));
+    }
+}
 
 /// <summary>What a run measured: the logged losses, the time per step and the training-state memory.</summary>
 public sealed record TrainingLog(IReadOnlyList<(int Step, double Loss)> Losses, double MillisecondsPerStep, long TensorBytes);
@@ -23,7 +36,7 @@ public static class Trainer
         TrainingSettings settings, Random data, Device device, Action<int, double>? onLog = null)
     {
         var optimizer = optim.AdamW(parameters, lr: settings.LearningRate);
-        var schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.Steps, settings.LearningRate / 10);
+        var schedule = optim.lr_scheduler.LambdaLR(optimizer, settings.LearningRateFactor);
         var losses = new List<(int, double)>();
         long tensorBytes = 0;
         var clock = new Stopwatch();

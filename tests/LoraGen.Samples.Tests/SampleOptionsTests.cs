@@ -8,7 +8,7 @@ public sealed class SampleOptionsTests
     public void Defaults_and_quick()
     {
         var defaults = SampleOptions.Parse([]);
-        Assert.Equal(("auto", 1200, 1200, 4, false), (defaults.Device, defaults.Steps, defaults.PretrainSteps, defaults.Rank, defaults.Quick));
+        Assert.Equal(("auto", 2000, 2000, 16, false), (defaults.Device, defaults.Steps, defaults.PretrainSteps, defaults.Rank, defaults.Quick));
         var quick = SampleOptions.Parse(["--quick"]);
         Assert.Equal((60, 150), (quick.Steps, quick.PretrainSteps));
         Assert.Equal(30, SampleOptions.Parse(["--quick", "--steps", "30"]).Steps);

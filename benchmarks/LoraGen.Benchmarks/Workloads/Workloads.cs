@@ -14,19 +14,19 @@ public static class Workloads
         (output, target) => nn.functional.mse_loss(output, target));
 
     /// <summary>
-    /// (b) The main sample's model (samples/FineTune, <see cref="FineTune.CharTransformer"/>) at its training
-    /// batch: 128 sequences of <see cref="FineTune.ArithmeticTask.SequenceLength"/> tokens, cross-entropy on
-    /// every position, LoRA as its attributes say (rank 4, alpha 8 on q/k/v/o and the feed-forward pair).
+    /// (b) <see cref="SmallTransformer"/>, a character transformer of the main sample's size with 24 rank-4
+    /// adapters inside its blocks, at the sample's training batch: 128 sequences of 12 tokens, cross-entropy
+    /// on every position.
     /// </summary>
     public static Workload Transformer { get; } = new(
         "transformer",
-        () => new FineTune.CharTransformer(),
+        () => new SmallTransformer(),
         () => (
-            randint(FineTune.Vocabulary.Size, [TransformerBatch, FineTune.ArithmeticTask.SequenceLength]),
-            randint(FineTune.Vocabulary.Size, [TransformerBatch, FineTune.ArithmeticTask.SequenceLength])),
+            randint(SmallTransformer.Vocabulary, [TransformerBatch, SmallTransformer.SequenceLength]),
+            randint(SmallTransformer.Vocabulary, [TransformerBatch, SmallTransformer.SequenceLength])),
         (logits, targets) => nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.flatten()));
 
-    /// <summary>The sample's batch size (FineTune's TrainingSettings).</summary>
+    /// <summary>The main sample's batch size (samples/FineTune's TrainingSettings).</summary>
     public const int TransformerBatch = 128;
 
     /// <summary>Every workload, by name.</summary>
