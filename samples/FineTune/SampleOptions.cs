@@ -25,7 +25,7 @@ public sealed record SampleOptions
 
     public const string Usage = """
         usage: dotnet run --project samples/FineTune [-- options]
-          --device auto|cpu|cuda   where to train (auto: cuda when TorchSharp sees one;   [auto]
+          --device auto|cpu|cuda   where to train (auto: cuda when TorchSharp sees one;    [auto]
                                    cuda:N for another GPU)
           --steps N                fine-tuning steps on task B, full and LoRA each        [2000]
           --pretrain-steps N       pretraining steps on task A                             [2000]
