@@ -25,15 +25,15 @@ public sealed record SampleOptions
 
     public const string Usage = """
         usage: dotnet run --project samples/FineTune [-- options]
-          --device auto|cpu|cuda   where to train (auto: cuda when TorchSharp sees one;    [auto]
+          --device auto|cpu|cuda   where to train (auto: cuda when TorchSharp sees one;       [auto]
                                    cuda:N for another GPU)
-          --steps N                fine-tuning steps on task B, full and LoRA each        [2000]
-          --pretrain-steps N       pretraining steps on task A                             [2000]
-          --rank R                 rank of the LoRA adapter on the token embedding         [16]
+          --steps N                fine-tuning steps on task B, full and LoRA each            [2000]
+          --pretrain-steps N       pretraining steps on task A                                [2000]
+          --rank R                 rank of the LoRA adapter on the token embedding            [16]
                                    (the model's [LoraTarget] attribute says 16)
-          --seed S                 seed for weights and data                               [7]
+          --seed S                 seed for weights and data                                  [7]
           --quick                  a small run for tests: 150 pretraining and 60 fine-tuning steps
-          --out DIR                where the checkpoints, the adapter and the plot go      [finetune-out]
+          --out DIR                where the checkpoints, the adapter and the plot go         [finetune-out]
         """;
 
     public static SampleOptions Parse(IReadOnlyList<string> args)
