@@ -7,8 +7,8 @@ namespace FineTune;
 /// model reads "123+456=????" and writes the four answer digits "0579" into the slots, all at once, in
 /// digits whatever the script. Task A is sums in digits; task B the same sums in a letter code
 /// ("bcd&amp;efg:____"), a new script for a skill the model has. Filling the slots in one pass, instead of
-/// writing the answer a character at a time, keeps the answer digits out of B's input: B's text contains
-/// only B's characters.
+/// writing the answer a character at a time, keeps the answer digits out of B's input: the model reads only
+/// B's characters in task B, and the digits of its answers are targets of the output head.
 /// </summary>
 public sealed record ArithmeticTask(string Name, Script Script)
 {

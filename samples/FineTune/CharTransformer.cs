@@ -76,10 +76,10 @@ public sealed class TransformerBlock : Module<Tensor, Tensor>
 /// <summary>
 /// A GPT-style character model: token and position embeddings, <see cref="ModelSize.Layers"/> blocks, a
 /// final norm and an output head. LoRA adapts the token embedding only. An embedding adapter's update is
-/// per character: row c of the embedding moves by scaling·B·A[:, c], and A's column for a character starts
-/// at zero and gets a gradient only where that character is read. Trained on task B's text, which shares no
-/// character with task A's, it leaves every row that task A reads exactly as it was, while the frozen
-/// blocks keep doing the arithmetic for both scripts.
+/// per character: row c of the embedding moves by scaling · lora_embedding_B · lora_embedding_A[:, c], and
+/// that column of lora_embedding_A starts at zero and gets a gradient only where character c is read.
+/// Trained on task B, whose input shares no character with task A's, the adapter leaves every row that
+/// task A reads exactly as it was, while the frozen blocks keep doing the arithmetic for both scripts.
 /// </summary>
 [LoraTarget(Rank = ModelSize.Rank, Alpha = 2 * ModelSize.Rank, Targets = ["tokens"])]
 public sealed partial class CharTransformer : Module<Tensor, Tensor>

@@ -22,6 +22,7 @@ public sealed record FineTuneResult(
     MethodResult Full,
     MethodResult Lora,
     double LoraAccuracyAWithAdaptersDisabled,
+    double LoraTaskAMaxLogitDifference,
     double ReloadedAccuracyB,
     double ReloadedMaxLogitDifference,
     double MergedMaxLogitDifference,

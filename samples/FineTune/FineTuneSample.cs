@@ -93,6 +93,9 @@ public static class FineTuneSample
         double disabledA;
         using (loraModel.DisableAdapters())
             disabledA = Evaluation.Accuracy(loraModel, testA);
+        // Task A with the adapter on, against the pretrained model: the same logits, not only the same answers.
+        using var pretrainedLogitsA = Evaluation.AnswerLogits(pretrained, testA);
+        using var adaptedLogitsA = Evaluation.AnswerLogits(loraModel, testA);
 
         // The adapter as a user ships it: a fresh model, the pretrained base, then the adapter file.
         reloaded.LoadCheckpoint(basePath);
@@ -110,7 +113,7 @@ public static class FineTuneSample
 
         var result = new FineTuneResult(device.type.ToString().ToLowerInvariant(),
             Evaluation.Accuracy(pretrained, testA), Evaluation.Accuracy(pretrained, testB), full, lora, disabledA,
-            reloadedAccuracy, MaxDifference(unmergedLogits, reloadedLogits), MaxDifference(unmergedLogits, mergedLogits),
+            MaxDifference(pretrainedLogitsA, adaptedLogitsA), reloadedAccuracy, MaxDifference(unmergedLogits, reloadedLogits), MaxDifference(unmergedLogits, mergedLogits),
             mergedAccuracy, output, plotPath, clock.Elapsed);
         console.Write(ResultsTable.Build(result));
         console.MarkupLineInterpolated($"Loss curves: [link]{plotPath}[/]");
@@ -132,14 +135,14 @@ public static class FineTuneSample
     private static Action<int, double> Monitor(ProgressTask task, string name, CharTransformer model, Tensor testA, Tensor testB, int steps)
     {
         int logs = 0;
-        using var scope = NewDisposeScope();
-        var a = testA.narrow(0, 0, Math.Min(MonitorExamples, testA.shape[0])).MoveToOuterDisposeScope();
-        var b = testB.narrow(0, 0, Math.Min(MonitorExamples, testB.shape[0])).MoveToOuterDisposeScope();
+        long countA = Math.Min(MonitorExamples, testA.shape[0]), countB = Math.Min(MonitorExamples, testB.shape[0]);
         string accuracies = "";
+        // Runs inside the training step's dispose scope, which also disposes the two views.
         return (step, loss) =>
         {
             if (++logs % 5 == 0 || step == steps)
-                accuracies = $" · A {ResultsTable.Percent(Evaluation.Accuracy(model, a))} · B {ResultsTable.Percent(Evaluation.Accuracy(model, b))}";
+                accuracies = $" · A {ResultsTable.Percent(Evaluation.Accuracy(model, testA.narrow(0, 0, countA)))}" +
+                    $" · B {ResultsTable.Percent(Evaluation.Accuracy(model, testB.narrow(0, 0, countB)))}";
             task.Description = $"{name}  loss {loss:F3}{accuracies}";
             task.Value = step;
         };

@@ -27,6 +27,7 @@ public static class ResultsTable
         Row("weights + grads + AdamW state", Kilobytes(full.Training.TensorBytes), Kilobytes(lora.Training.TensorBytes));
         Row("time per training step", $"{full.Training.MillisecondsPerStep:F1} ms", $"{lora.Training.MillisecondsPerStep:F1} ms");
         table.Caption(Markup.Escape(
+            $"task A with the adapter on vs the pretrained model: max |Δlogit| {Scientific(result.LoraTaskAMaxLogitDifference)} · " +
             $"adapter reloaded into a fresh base: task B {Percent(result.ReloadedAccuracyB)}, max |Δlogit| {Scientific(result.ReloadedMaxLogitDifference)} · " +
             $"merged: task B {Percent(result.MergedAccuracyB)}, max |Δlogit| {Scientific(result.MergedMaxLogitDifference)}"));
         return table;

@@ -35,7 +35,7 @@ public static class Trainer
     public static TrainingLog Train(CharTransformer model, List<Parameter> parameters, ArithmeticTask task,
         TrainingSettings settings, Random data, Device device, Action<int, double>? onLog = null)
     {
-        var optimizer = optim.AdamW(parameters, lr: settings.LearningRate);
+        using var optimizer = optim.AdamW(parameters, lr: settings.LearningRate);
         var schedule = optim.lr_scheduler.LambdaLR(optimizer, settings.LearningRateFactor);
         var losses = new List<(int, double)>();
         long tensorBytes = 0;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace LoraGen.Samples.Tests;
 
 /// <summary>
-/// Why the LoRA run keeps task A with its adapter on: trained on task B's text, the embedding adapter
+/// Why the LoRA run keeps task A with its adapter on: trained on task B's input, the embedding adapter
 /// moves the rows of B's characters only, so every input of task A goes through exactly the base weights.
 /// </summary>
 public sealed class EmbeddingAdapterTests
@@ -31,7 +31,8 @@ public sealed class EmbeddingAdapterTests
         Assert.True((afterB - beforeB).abs().max().item<float>() > 1e-2);
 
         // The mechanism: lora_embedding_A [r, 95] starts at zero; the columns of characters B never reads
-        // get no gradient, so AdamW (weight decay included) leaves them at exactly zero.
+        // get a zero gradient, so AdamW's moments stay zero and so does the update (TorchSharp's AdamW has
+        // no weight decay by default; decoupled decay would keep a zero at zero too).
         var a = model.LoraParameters().Single(p => p.shape[1] == Vocabulary.Size);
         foreach (var c in ArithmeticTask.DigitSums.Script.Characters)
             Assert.Equal(0, a[.., Vocabulary.Id(c)].abs().max().item<float>());

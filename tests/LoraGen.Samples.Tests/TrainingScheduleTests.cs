@@ -10,7 +10,7 @@ public sealed class TrainingScheduleTests
     [InlineData(99, 1.0)]
     [InlineData(100, 1.0)]     // cosine from the full rate …
     [InlineData(550, 0.55)]    // … half-way: 0.1 + 0.45·(1 + cos π/2)
-    [InlineData(1000, 0.1)]    // … to a tenth at the last step
+    [InlineData(1000, 0.1)]    // … to a tenth (LambdaLR applies factor(k) to step k + 1, so the last used is factor(999) ≈ 0.1)
     public void Warm_up_then_cosine_to_a_tenth(int step, double factor)
     {
         var settings = new TrainingSettings(Steps: 1000, LearningRate: 1e-3, WarmupSteps: 100);

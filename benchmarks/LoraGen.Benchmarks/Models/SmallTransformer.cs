@@ -5,9 +5,9 @@ using static TorchSharp.torch.nn;
 namespace LoraGen.Benchmarks.Models;
 
 /// <summary>
-/// Workload (b): a GPT-style character transformer of the main sample's size (width 64, 4 heads, two
-/// pre-norm blocks, 12 tokens, a 13-character vocabulary) with rank-4 LoRA on every projection inside
-/// the blocks: q/k/v/o and the feed-forward pair, 24 adapters. It is the model the first version of
+/// Workload (b): a GPT-style character transformer with the main sample's width, heads, depth and 12-token
+/// input (width 64, 4 heads, two pre-norm blocks) and the first version's 13-character vocabulary, with
+/// rank-4 LoRA on every projection inside the blocks: q/k/v/o and the feed-forward pair, 24 adapters. It is the model the first version of
 /// samples/FineTune trained, kept here because its many small adapters are what the per-operation cost
 /// measurements in docs/performance.md are about. benchmarks/peer/peer.py builds the same model.
 /// </summary>

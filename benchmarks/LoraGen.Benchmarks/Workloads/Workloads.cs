@@ -14,8 +14,8 @@ public static class Workloads
         (output, target) => nn.functional.mse_loss(output, target));
 
     /// <summary>
-    /// (b) <see cref="SmallTransformer"/>, a character transformer of the main sample's size with 24 rank-4
-    /// adapters inside its blocks, at the sample's training batch: 128 sequences of 12 tokens, cross-entropy
+    /// (b) <see cref="SmallTransformer"/>, a character transformer with the main sample's width, depth and
+    /// input length and 24 rank-4 adapters inside its blocks, at the sample's training batch: 128 sequences of 12 tokens, cross-entropy
     /// on every position.
     /// </summary>
     public static Workload Transformer { get; } = new(
