@@ -17,6 +17,14 @@ public sealed record LoraOptions
     public bool AllowNoSavings { get; init; }
 
     /// <summary>
+    /// Let <see cref="LoraModelExtensions.ApplyLora"/> succeed when the annotated classes have no target it can
+    /// adapt, and train only their <c>Trainable</c> fields (or nothing). Off by default: a model with no adapter is
+    /// almost always a mistake (a layer held in a <c>Sequential</c> instead of a field), and would otherwise
+    /// train nothing without a word.
+    /// </summary>
+    public bool AllowNoAdapters { get; init; }
+
+    /// <summary>
     /// Changes a target's options at run time (a rank from a command line, a search over ranks): given the
     /// target's path in the model (<c>blocks.0.attention.q_proj</c>) and the options its
     /// <see cref="LoraTargetAttribute"/> states, returns the options to use. The run-time checks apply to

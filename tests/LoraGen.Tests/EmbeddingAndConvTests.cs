@@ -40,6 +40,7 @@ public sealed class EmbeddingAndConvTests
         var tokens = randint(0, 30, [4, 5]);
         var unmerged = layer.forward(tokens);
         layer.Merge();
+        layer.eval(); // merged: inference only
         AssertClose(layer.forward(tokens), unmerged, 1e-5);
     }
 
@@ -64,6 +65,7 @@ public sealed class EmbeddingAndConvTests
         var expected = nn.functional.conv1d(x, conv.weight! + delta, conv.bias, stride: 2, padding: 1, dilation: 2);
         AssertClose(unmerged, expected, 1e-5);
         layer.Merge();
+        layer.eval();
         AssertClose(layer.forward(x), unmerged, 1e-5);
     }
 
@@ -87,6 +89,7 @@ public sealed class EmbeddingAndConvTests
         var expected = nn.functional.conv2d(x, conv.weight! + 2.0 * delta, conv.bias, strides: [1, 2], padding: [1, 2]);
         AssertClose(unmerged, expected, 1e-5);
         layer.Merge();
+        layer.eval();
         AssertClose(layer.forward(x), unmerged, 1e-5);
         layer.Unmerge();
         AssertClose(layer.forward(x), unmerged, 0);
@@ -103,6 +106,7 @@ public sealed class EmbeddingAndConvTests
         var unmerged = layer.forward(x);
         Assert.Equal([1L, 6L, 8L, 8L], unmerged.shape);
         layer.Merge();
+        layer.eval();
         AssertClose(layer.forward(x), unmerged, 1e-5);
     }
 
@@ -121,6 +125,7 @@ public sealed class EmbeddingAndConvTests
         var unmerged = embedding.forward(tokens);
         Assert.Equal(ScalarType.Float64, unmerged.dtype);
         embedding.Merge();
+        embedding.eval();
         AssertClose(embedding.forward(tokens), unmerged, 1e-12); // merged in float64, not float32
     }
 

@@ -121,6 +121,7 @@ public sealed class LinearLayerTests
         var x = randn(12, 96);
         var unmerged = layer.forward(x);
         layer.Merge();
+        layer.eval(); // merged: inference only
         Assert.True(layer.IsMerged);
         AssertClose(layer.forward(x), unmerged, 1e-5);
 
@@ -164,7 +165,7 @@ public sealed class LinearLayerTests
             Adapter(layer, "lora_B.weight").fill_(300f); // 2 · 300 · 300 = 180,000 > fp16's 65,504
         }
         var before = linear.weight!.detach().clone();
-        var error = Assert.Throws<InvalidOperationException>(layer.Merge);
+        var error = Assert.Throws<InvalidOperationException>(() => layer.Merge());
         Assert.Contains("non-finite", error.Message);
         Assert.Contains("nothing was changed", error.Message);
         Assert.False(layer.IsMerged);

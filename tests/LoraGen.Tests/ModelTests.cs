@@ -59,6 +59,7 @@ public sealed class ModelTests
         var unmerged = model.forward(x);
 
         model.Merge();
+        model.eval(); // a merged model is for inference: a training-mode forward is refused
         Assert.All(model.LoraLayers(), l => Assert.True(l.Layer.IsMerged));
         AssertClose(model.forward(x), unmerged, 1e-5);
         model.Unmerge();
@@ -77,6 +78,7 @@ public sealed class ModelTests
         RandomizeAll(model);
         var adapted = model.forward(x);
         model.Merge();
+        model.eval();
         using (model.DisableAdapters())
             AssertClose(model.forward(x), baseline, 1e-6);
         Assert.All(model.LoraLayers(), l => Assert.True(l.Layer.IsMerged));

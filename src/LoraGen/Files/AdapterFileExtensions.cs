@@ -11,14 +11,15 @@ namespace LoraGen;
 public static class AdapterFileExtensions
 {
     /// <summary>The weights file inside an adapter directory.</summary>
-    public const string WeightsFileName = "adapter_model.safetensors";
+    public const string WeightsFileName = AdapterDirectory.WeightsFileName;
 
     private static readonly IReadOnlyDictionary<string, string> PyTorchMetadata = new Dictionary<string, string> { ["format"] = "pt" };
 
     /// <summary>
     /// Writes the adapters and the <c>Trainable</c> fields to <paramref name="directory"/> (created if needed)
-    /// as PEFT does. Both files are written to temporary files and flushed first, then moved into place, so a
-    /// failed save leaves the previous adapter as it was.
+    /// as PEFT does. Both files are written to temporary files and flushed first, then moved into place: after a
+    /// failed save, or a crash at any instant, <see cref="LoadAdapter(nn.Module, string, AdapterFileOptions?)"/>
+    /// reads the complete previous adapter or the complete new one (see <see cref="AdapterDirectory"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The model has no adapters, or its layers mix
     /// rsLoRA and plain LoRA, which one PEFT config cannot say.</exception>
@@ -32,24 +33,7 @@ public static class AdapterFileExtensions
             .OrderBy(slot => slot.Key, StringComparer.Ordinal)
             .Select(slot => TensorBytes.ToEntry(slot.Key, slot.Parameter))
             .ToList();
-        byte[] configJson = config.ToJson();
-
-        Directory.CreateDirectory(directory);
-        var weights = AtomicFile.Prepare(Path.Combine(directory, WeightsFileName),
-            stream => SafetensorsWriter.Write(stream, tensors, PyTorchMetadata));
-        AtomicFile.PreparedFile configFile;
-        try
-        {
-            configFile = AtomicFile.Prepare(Path.Combine(directory, AdapterConfig.FileName), stream => stream.Write(configJson));
-        }
-        catch
-        {
-            AtomicFile.Discard([weights]);
-            throw;
-        }
-        // Weights first: between the two renames a reader sees new weights with the old config, which
-        // LoadAdapter's shape and scaling checks refuse rather than misread.
-        AtomicFile.Commit(weights, configFile);
+        AdapterDirectory.Write(directory, config.ToJson(), tensors);
     }
 
     /// <summary>
@@ -68,9 +52,9 @@ public static class AdapterFileExtensions
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(directory);
-        var config = AdapterConfig.Read(Path.Combine(directory, AdapterConfig.FileName));
-        using var weights = SafetensorsReader.Open(Path.Combine(directory, WeightsFileName));
-        LoadAdapter(model, config, weights, options ?? AdapterFileOptions.Default, directory);
+        var (config, weights) = AdapterDirectory.Open(directory);
+        using (weights)
+            LoadAdapter(model, config, weights, options ?? AdapterFileOptions.Default, directory);
     }
 
     /// <summary>The load itself, from an already opened weights file (the fuzz tests use memory streams).</summary>

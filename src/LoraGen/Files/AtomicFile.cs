@@ -1,10 +1,10 @@
 namespace LoraGen.Files;
 
 /// <summary>
-/// Replaces a file so that a reader sees the old content or the new, never a mix: the content goes to
-/// a temporary file in the same directory (same file system, so the move is a rename), is flushed to
-/// disk, and is then moved over the target. A failure before the move deletes the temporary file and
-/// leaves the target as it was.
+/// Replaces a single file so that a reader sees the old content or the new, never a mix (see
+/// <see cref="AtomicSave"/>, which also saves several files together). A failure before the move deletes the
+/// temporary file and leaves the target as it was; temporary files of crashed saves are cleaned by the next
+/// successful save to the same target.
 /// </summary>
 internal static class AtomicFile
 {
@@ -20,75 +20,20 @@ internal static class AtomicFile
         return new Reset(() => StreamWrapper.Value = previous);
     }
 
-    /// <summary>Writes <paramref name="path"/> atomically with <paramref name="write"/>.</summary>
-    public static void Write(string path, Action<Stream> write) => Commit(Prepare(path, write));
+    /// <summary>The stream to write a temporary file through: the file itself, unless a test wraps it.</summary>
+    internal static Stream WrapForTest(Stream file) => StreamWrapper.Value?.Invoke(file) ?? file;
 
-    /// <summary>Writes the content to a temporary file next to <paramref name="path"/> and flushes it to disk;
-    /// <see cref="Commit"/> then moves it into place. Lets a caller prepare several files before replacing any.</summary>
-    public static PreparedFile Prepare(string path, Action<Stream> write)
+    /// <summary>Writes <paramref name="path"/> atomically with <paramref name="write"/>.</summary>
+    /// <exception cref="DirectoryNotFoundException">The folder of <paramref name="path"/> does not exist.</exception>
+    public static void Write(string path, Action<Stream> write)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(write);
         string full = Path.GetFullPath(path);
-        string directory = Path.GetDirectoryName(full)!;
-        string temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
-            {
-                var wrapped = StreamWrapper.Value?.Invoke(file) ?? file;
-                write(wrapped);
-                wrapped.Flush();
-                file.Flush(flushToDisk: true);
-            }
-            return new PreparedFile(temporary, full);
-        }
-        catch
-        {
-            TryDelete(temporary);
-            throw;
-        }
+        using var save = AtomicSave.Begin(Path.GetDirectoryName(full)!, Path.GetFileName(full));
+        save.Prepare(Path.GetFileName(full), write);
+        save.Commit();
     }
-
-    /// <summary>Moves prepared files into place, in order.</summary>
-    public static void Commit(params PreparedFile[] files)
-    {
-        try
-        {
-            foreach (var file in files)
-                File.Move(file.Temporary, file.Target, overwrite: true);
-        }
-        finally
-        {
-            foreach (var file in files)
-                TryDelete(file.Temporary);
-        }
-    }
-
-    /// <summary>Deletes prepared files that will not be committed.</summary>
-    public static void Discard(IEnumerable<PreparedFile> files)
-    {
-        foreach (var file in files)
-            TryDelete(file.Temporary);
-    }
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (IOException)
-        {
-            // Best effort: a leftover hidden .tmp file is harmless and never read.
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-    }
-
-    /// <summary>A flushed temporary file and where it goes.</summary>
-    internal sealed record PreparedFile(string Temporary, string Target);
 
     private sealed class Reset(Action reset) : IDisposable
     {

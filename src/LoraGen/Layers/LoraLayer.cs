@@ -89,6 +89,12 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
+        if (IsMerged && training && is_grad_enabled() && NamedAdapterParameters.Any(p => p.Parameter.requires_grad))
+            throw new InvalidOperationException(
+                $"The adapter of {Shape} is merged into the base weight, so a training step cannot reach it: the " +
+                "merged forward uses the frozen base weight only, and backward would find nothing to train. Call " +
+                "Unmerge() before training (merge again for inference), or call eval() / use torch.no_grad() if this " +
+                "forward is not for training.");
         var result = BaseLayer.call(x);
         if (IsMerged || !adapterEnabled)
             return result;
@@ -131,12 +137,13 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// <summary>
     /// Adds the update into the base weight, computed in float32, so forward costs what the base
     /// layer alone costs. Refused, with nothing changed, when the merged weight would not be finite
-    /// in the base's dtype. Merging a merged layer does nothing.
+    /// in the base's dtype. Merging a merged layer changes nothing and returns false.
     /// </summary>
-    public void Merge()
+    /// <returns>True if this call merged the adapter, false if it was already merged.</returns>
+    public bool Merge()
     {
         if (IsMerged)
-            return;
+            return false;
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var weight = BaseWeight;
@@ -152,18 +159,21 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         // Detached from every dispose scope: it must outlive the caller's per-step scope.
         weightBeforeMerge = weight.detach().clone().DetachFromDisposeScope();
         weight.copy_(merged);
+        return true;
     }
 
     /// <summary>Restores the base weight exactly as it was before <see cref="Merge"/>.
-    /// Unmerging an unmerged layer does nothing.</summary>
-    public void Unmerge()
+    /// Unmerging an unmerged layer changes nothing and returns false (PEFT warns "Already unmerged").</summary>
+    /// <returns>True if this call unmerged the adapter, false if it was not merged.</returns>
+    public bool Unmerge()
     {
         if (weightBeforeMerge is null)
-            return;
+            return false;
         using (no_grad())
             BaseWeight.copy_(weightBeforeMerge);
         weightBeforeMerge.Dispose();
         weightBeforeMerge = null;
+        return true;
     }
 
     /// <summary>

@@ -36,7 +36,10 @@ public static class LoraModelExtensions
                 $"ApplyLora found no [LoraTarget] class in this {model.GetType().Name}: mark the classes whose layers " +
                 "should be adapted with [LoraTarget], and declare them partial.");
 
-        WrapAll(Plan(hosts, options), options);
+        var plan = Plan(hosts, options);
+        if (plan.Count == 0 && !options.AllowNoAdapters)
+            throw new InvalidOperationException(NothingToAdapt(model, hosts));
+        WrapAll(plan, options);
         Freeze(model);
         return LoraReport.Of(model);
     }
@@ -68,18 +71,21 @@ public static class LoraModelExtensions
 
     /// <summary>Adds every adapter's update into its base weight (computed in float32). All or
     /// nothing: if one layer's merged weight would not be finite, every layer is left unmerged as it
-    /// was and the error names the layer.</summary>
-    public static void Merge(this nn.Module model)
+    /// was and the error names the layer. Layers already merged are left as they are.</summary>
+    /// <returns>How many layers this call merged: 0 when every adapter was already merged (PEFT warns
+    /// in that case; here the caller decides).</returns>
+    /// <exception cref="InvalidOperationException">The model has no adapters (call ApplyLora or LoadAdapter
+    /// first), or a merged weight would not be finite.</exception>
+    public static int Merge(this nn.Module model)
     {
+        var layers = LayersOrThrow(model, "merge");
         var mergedNow = new List<LoraLayer>();
-        foreach (var (path, layer) in model.LoraLayers())
+        foreach (var (path, layer) in layers)
         {
-            if (layer.IsMerged)
-                continue;
             try
             {
-                layer.Merge();
-                mergedNow.Add(layer);
+                if (layer.Merge())
+                    mergedNow.Add(layer);
             }
             catch (InvalidOperationException error)
             {
@@ -88,14 +94,14 @@ public static class LoraModelExtensions
                 throw new InvalidOperationException($"'{path}': {error.Message}", error);
             }
         }
+        return mergedNow.Count;
     }
 
     /// <summary>Restores every merged base weight exactly, bit for bit.</summary>
-    public static void Unmerge(this nn.Module model)
-    {
-        foreach (var (_, layer) in model.LoraLayers())
-            layer.Unmerge();
-    }
+    /// <returns>How many layers this call unmerged: 0 when none was merged (PEFT warns "Already unmerged").</returns>
+    /// <exception cref="InvalidOperationException">The model has no adapters.</exception>
+    public static int Unmerge(this nn.Module model) =>
+        LayersOrThrow(model, "unmerge").Count(entry => entry.Layer.Unmerge());
 
     /// <summary>
     /// Merges every adapter for good and puts the plain layers back in their fields, so the model is
@@ -184,6 +190,29 @@ public static class LoraModelExtensions
             parameter.requires_grad = false;
         foreach (var (_, parameter) in model.NamedLoraParameters())
             parameter.requires_grad = true;
+    }
+
+    private static List<(string Path, LoraLayer Layer)> LayersOrThrow(nn.Module model, string verb)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var layers = LoraTree.Layers(model).ToList();
+        if (layers.Count == 0)
+            throw new InvalidOperationException(
+                $"Cannot {verb}: this {model.GetType().Name} has no LoRA adapters. Call ApplyLora() or LoadAdapter() first " +
+                "(after MergeAndUnload() the adapters are gone for good).");
+        return layers;
+    }
+
+    private static string NothingToAdapt(nn.Module model, List<(string Path, ILoraModule Host)> hosts)
+    {
+        string classes = string.Join(", ", hosts.Select(h => $"'{(h.Path.Length == 0 ? "(root)" : h.Path)}' ({h.Host.GetType().Name})"));
+        bool trainsSomething = hosts.Any(h => h.Host.TrainableFields.Count > 0);
+        return $"ApplyLora would adapt nothing in this {model.GetType().Name}: the [LoraTarget] classes {classes} have no " +
+            "target LoRA can adapt (the analyzers report LORA0010). A target is a field of the class itself holding a " +
+            "Linear, Embedding, Conv1d or Conv2d; layers inside a Sequential, ModuleList or another module are not " +
+            "reached. Nothing was changed. Declare the layers as fields of the annotated class, annotate the class " +
+            "that declares them, or set LoraOptions.AllowNoAdapters = true " +
+            (trainsSomething ? "to train only the Trainable fields." : "(every parameter will then be frozen).");
     }
 
     private sealed class Restore(Action restore) : IDisposable

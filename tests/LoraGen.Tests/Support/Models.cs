@@ -80,3 +80,16 @@ public sealed partial class GroupedConvBlock : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) => conv.call(x);
 }
+
+#pragma warning disable LORA0010 // On purpose: the layers sit in a Sequential, which [LoraTarget] does not reach.
+/// <summary>An annotated class whose only field is a Sequential: nothing LoRA can adapt, one Trainable-free class.</summary>
+[LoraTarget(Rank = 4)]
+public sealed partial class SequentialOnly : nn.Module<Tensor, Tensor>
+{
+    private readonly nn.Module<Tensor, Tensor> layers = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4));
+
+    public SequentialOnly() : base(nameof(SequentialOnly)) => RegisterComponents();
+
+    public override Tensor forward(Tensor x) => layers.call(x);
+}
+#pragma warning restore LORA0010
