@@ -93,3 +93,18 @@ public sealed partial class SequentialOnly : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => layers.call(x);
 }
 #pragma warning restore LORA0010
+
+/// <summary>The model the kill-loop test's saves belong to: four 512×512 layers q, k, v, o
+/// (see tests/LoraGen.SaveLoop/SaveContent.cs).</summary>
+[LoraTarget(Rank = 32, Alpha = 32)]
+public sealed partial class SaveLoopModel : nn.Module<Tensor, Tensor>
+{
+    private nn.Module<Tensor, Tensor> q = nn.Linear(512, 512);
+    private nn.Module<Tensor, Tensor> k = nn.Linear(512, 512);
+    private nn.Module<Tensor, Tensor> v = nn.Linear(512, 512);
+    private nn.Module<Tensor, Tensor> o = nn.Linear(512, 512);
+
+    public SaveLoopModel() : base(nameof(SaveLoopModel)) => RegisterComponents();
+
+    public override Tensor forward(Tensor x) => o.call(v.call(k.call(q.call(x))));
+}
