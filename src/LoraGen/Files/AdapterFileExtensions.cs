@@ -5,15 +5,13 @@ using static TorchSharp.torch;
 namespace LoraGen;
 
 /// <summary>
-/// Adapter directories in PEFT's format (<c>adapter_config.json</c> + <c>adapter_model.safetensors</c>),
-/// and whole-model checkpoints in one safetensors file. See docs/file-formats.md.
+/// Adapter directories in PEFT's format (<c>adapter_config.json</c> + <c>adapter_model.safetensors</c>).
+/// See docs/file-formats.md; whole-model checkpoints are <see cref="CheckpointExtensions"/>.
 /// </summary>
 public static class AdapterFileExtensions
 {
     /// <summary>The weights file inside an adapter directory.</summary>
     public const string WeightsFileName = AdapterDirectory.WeightsFileName;
-
-    private static readonly IReadOnlyDictionary<string, string> PyTorchMetadata = new Dictionary<string, string> { ["format"] = "pt" };
 
     /// <summary>
     /// Writes the adapters and the <c>Trainable</c> fields to <paramref name="directory"/> (created if needed)
@@ -80,36 +78,6 @@ public static class AdapterFileExtensions
             undo?.Invoke();
             throw;
         }
-    }
-
-    /// <summary>Writes every parameter and buffer of the model (its state dict, with TorchSharp's names) to one
-    /// safetensors file, atomically.</summary>
-    public static void SaveCheckpoint(this nn.Module model, string path)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(path);
-        var tensors = model.state_dict().Select(entry => TensorBytes.ToEntry(entry.Key, entry.Value)).ToList();
-        SafetensorsWriter.WriteFile(path, tensors, PyTorchMetadata);
-    }
-
-    /// <summary>Loads a checkpoint written by <see cref="SaveCheckpoint"/> (or any safetensors state dict with
-    /// the same names), all or nothing: every key, shape and dtype is checked before anything is copied.
-    /// Floating-point values are converted to the model's dtype; other types must match exactly.</summary>
-    /// <exception cref="LoraFileException">The file is malformed or does not match the model; nothing was changed.</exception>
-    public static void LoadCheckpoint(this nn.Module model, string path)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(path);
-        using var file = SafetensorsReader.Open(path);
-        LoadCheckpoint(model, file, path);
-    }
-
-    internal static void LoadCheckpoint(nn.Module model, SafetensorsReader file, string what)
-    {
-        var targets = model.state_dict().Select(entry => (entry.Key, entry.Value)).ToList();
-        TensorLoader.CheckAndCopy(targets, file, $"Checkpoint '{what}'", [],
-            "A checkpoint holds the state dict of one model: load it into a model built the same way " +
-            "(with LoRA applied if it was saved with LoRA applied).");
     }
 
     private static void RefuseMerged(nn.Module model)

@@ -31,12 +31,12 @@ internal static class TensorLoader
 
     /// <summary>
     /// Checks that the file holds exactly <paramref name="targets"/>' keys, with the same shapes and a usable
-    /// dtype (any float into a float, otherwise the same type), reads and converts every tensor, and only then
-    /// copies them all in under no_grad. <paramref name="extraMismatches"/> adds problems found elsewhere
+    /// dtype (any float into a float, otherwise the same type), reads and converts every tensor once without
+    /// keeping it, and only then copies them in, one at a time, under no_grad. <paramref name="extraMismatches"/> adds problems found elsewhere
     /// (e.g. a scaling that differs), reported in the same error.
     /// </summary>
     /// <exception cref="LoraFileException">Keys are missing, unexpected or mismatched; nothing was changed.</exception>
-    public static void CheckAndCopy(IReadOnlyList<(string Key, Tensor Target)> targets, SafetensorsReader file,
+    public static void CheckAndCopy(IReadOnlyList<(string Key, Tensor Target)> targets, ITensorSource file,
         string what, IEnumerable<string> extraMismatches, string advice)
     {
         var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -57,25 +57,22 @@ internal static class TensorLoader
         if (missing.Count + unexpected.Count + mismatched.Count > 0)
             throw new LoraFileException(Describe(what, missing, unexpected, mismatched, advice));
 
-        var values = new List<(Tensor Target, Tensor Value)>(targets.Count);
-        try
+        // Tensor by tensor, so the extra memory is one tensor, not the file. The first pass reads and converts
+        // everything and keeps nothing: a file that cannot be read to the end fails there, with nothing changed.
+        // The second pass does the same and copies.
+        foreach (bool copy in new[] { false, true })
         {
             foreach (var (key, target) in targets)
             {
                 var info = file.Find(key)!;
                 using var raw = TensorBytes.FromBytes(file.ReadBytes(info), info.DType, info.Shape);
-                values.Add((target, raw.to(target.dtype, target.device)));
+                using var value = raw.to(target.dtype, target.device);
+                if (copy)
+                {
+                    using (no_grad())
+                        target.copy_(value);
+                }
             }
-            using (no_grad())
-            {
-                foreach (var (target, value) in values)
-                    target.copy_(value);
-            }
-        }
-        finally
-        {
-            foreach (var (_, value) in values)
-                value.Dispose();
         }
     }
 

@@ -13,7 +13,7 @@ namespace LoraGen.Files;
 /// data, overlap, leave holes or leave bytes over (as the reference implementation does), and
 /// <c>__metadata__</c> that is not string to string. Nothing is allocated beyond what the file holds.
 /// </summary>
-public sealed class SafetensorsReader : IDisposable
+public sealed class SafetensorsReader : IDisposable, ITensorSource
 {
     /// <summary>The largest header accepted: 100 MB, as the reference implementation.</summary>
     public const long MaxHeaderBytes = 100_000_000;
@@ -41,6 +41,8 @@ public sealed class SafetensorsReader : IDisposable
 
     /// <summary>The tensors, in the order of their data.</summary>
     public IReadOnlyList<SafetensorsTensorInfo> Tensors { get; }
+
+    IEnumerable<SafetensorsTensorInfo> ITensorSource.Tensors => Tensors;
 
     /// <summary>The header's <c>__metadata__</c> (empty when there is none).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }

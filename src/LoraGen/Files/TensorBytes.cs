@@ -59,6 +59,18 @@ internal static class TensorBytes
         return new SafetensorsTensor(key, dtype, tensor.shape, () => data);
     }
 
+    /// <summary>A tensor's entry whose bytes are copied out only when the writer asks for them, so a file of many
+    /// tensors is written with one tensor's copy in memory at a time.</summary>
+    public static SafetensorsTensor ToLazyEntry(string key, Tensor tensor)
+    {
+        var dtype = ToSafetensors(tensor.dtype, key);
+        return new SafetensorsTensor(key, dtype, tensor.shape, () =>
+        {
+            using var scope = NewDisposeScope();
+            return tensor.detach().cpu().contiguous().bytes.ToArray();
+        });
+    }
+
     /// <summary>A new CPU tensor holding <paramref name="data"/>; the caller disposes it.</summary>
     public static Tensor FromBytes(byte[] data, SafetensorsDType dtype, IReadOnlyList<long> shape)
     {
