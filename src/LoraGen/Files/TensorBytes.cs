@@ -74,7 +74,7 @@ internal static class TensorBytes
     /// <summary>A new CPU tensor holding <paramref name="data"/>; the caller disposes it.</summary>
     public static Tensor FromBytes(byte[] data, SafetensorsDType dtype, IReadOnlyList<long> shape)
     {
-        var tensor = empty(shape.ToArray(), ToTorch(dtype));
+        var tensor = empty(shape.ToArray(), ToTorch(dtype), device: CPU); // not the default device: the bytes are copied in on the CPU
         data.AsSpan().CopyTo(tensor.bytes);
         return tensor;
     }
