@@ -31,18 +31,6 @@ internal static class TrainingStateFile
 
     private const int NamesShown = 12;
 
-    // Test seam: wraps the stream the file is written through (e.g. to fail after N bytes). Async-local, so it
-    // affects only the test that sets it.
-    private static readonly AsyncLocal<Func<Stream, Stream>?> StreamWrapper = new();
-
-    /// <summary>Sets a wrapper for the streams this flow writes training states through until the result is disposed.</summary>
-    internal static IDisposable WrapStreamsForTest(Func<Stream, Stream> wrap)
-    {
-        var previous = StreamWrapper.Value;
-        StreamWrapper.Value = wrap;
-        return new Reset(() => StreamWrapper.Value = previous);
-    }
-
     /// <summary>Writes the state of <paramref name="model"/>, <paramref name="optimizer"/> and the CPU generator to
     /// <paramref name="path"/>, atomically.</summary>
     public static void Save(nn.Module model, string path, optim.Optimizer optimizer, long step, IReadOnlyDictionary<string, string>? userMetadata)
@@ -82,7 +70,7 @@ internal static class TrainingStateFile
 
         string full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        AtomicFile.Write(full, stream => SafetensorsWriter.Write(StreamWrapper.Value?.Invoke(stream) ?? stream, tensors, metadata));
+        AtomicFile.Write(full, stream => SafetensorsWriter.Write(stream, tensors, metadata));
     }
 
     /// <summary>Checks the whole file against the model, the optimizer and this LibTorch, then restores all of it.</summary>

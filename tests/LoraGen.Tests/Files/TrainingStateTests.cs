@@ -439,7 +439,7 @@ public sealed class TrainingStateTests : IDisposable
         var weights = TrainedValues(model);
 
         Train(model, optimizer, 2, 4);
-        using (TrainingStateFile.WrapStreamsForTest(stream => new FailingStream(stream, failAfterBytes: 3000)))
+        using (AtomicFile.WrapStreamsForTest(stream => new FailingStream(stream, failAfterBytes: 3000)))
             Assert.Throws<IOException>(() => model.SaveTrainingState(path, optimizer, 4));
 
         Assert.Equal(new[] { "training_state.safetensors" }, Directory.GetFiles(Path.GetDirectoryName(path)!).Select(Path.GetFileName));
