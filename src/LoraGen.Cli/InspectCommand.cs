@@ -4,14 +4,17 @@ using LoraGen.Files;
 
 namespace LoraGen.Cli;
 
-/// <summary><c>loragen inspect</c>: an adapter directory's config, its layers with shapes and counts, and its size.</summary>
+/// <summary><c>loragen inspect</c>: an adapter directory's config, its layers with shapes and counts, and its size;
+/// exit code 1, with every problem listed, for an adapter LoadAdapter would refuse.</summary>
 internal static class InspectCommand
 {
     public static Command Create(TextWriter output)
     {
         var directory = new Argument<string>("adapter-dir") { Description = "A directory holding adapter_config.json and adapter_model.safetensors." };
         var prefix = new Option<string>("--key-prefix") { Description = "What precedes module paths in the keys.", DefaultValueFactory = _ => "base_model.model." };
-        var command = new Command("inspect", "Show an adapter's config, each adapted layer (kind, rank, scaling, shapes, parameters) and its size on disk.")
+        var command = new Command("inspect",
+            "Show an adapter's config, each adapted layer (kind, rank, scaling, shapes, parameters) and its size on disk, " +
+            "after the checks LoadAdapter makes (tensors that disagree with the config: exit code 1, every problem listed).")
         {
             directory, prefix,
         };
@@ -25,12 +28,15 @@ internal static class InspectCommand
 
     private static void Inspect(TextWriter output, string directory, string prefix)
     {
-        if (!Directory.Exists(directory))
-            throw new DirectoryNotFoundException($"Adapter directory '{directory}' does not exist.");
+        if (PathArguments.AdapterDirectory(directory, option: null) is { } problem)
+            throw new LoragenCommand.BadInputException(problem);
         var configPath = Path.Combine(directory, AdapterConfig.FileName);
         var weightsPath = Path.Combine(directory, AdapterFileExtensions.WeightsFileName);
         var config = AdapterConfig.Read(configPath);
         using var weights = SafetensorsReader.Open(weightsPath);
+        // LoadAdapter's checks, before anything is printed: a table showing a rank and scaling the config does
+        // not give would describe an adapter that cannot be loaded.
+        var contents = AdapterConsistency.Check(config, weights, prefix, $"Adapter '{directory}'");
 
         var w = output;
         w.WriteLine($"adapter {directory}");
@@ -45,47 +51,26 @@ internal static class InspectCommand
         if (config.BaseModelNameOrPath is { } baseModel)
             w.WriteLine($"  base_model_name_or_path: {baseModel}");
 
-        var layers = new SortedDictionary<string, (SafetensorsTensorInfo? A, SafetensorsTensorInfo? B)>(StringComparer.Ordinal);
-        var others = new List<SafetensorsTensorInfo>();
-        foreach (var tensor in weights.Tensors)
-        {
-            string key = tensor.Name.StartsWith(prefix, StringComparison.Ordinal) ? tensor.Name[prefix.Length..] : tensor.Name;
-            if (AdapterMerge.SplitAdapterKey(key) is var (path, suffix))
-            {
-                var entry = layers.GetValueOrDefault(path);
-                layers[path] = suffix.Contains("_A", StringComparison.Ordinal) ? (tensor, entry.B) : (entry.A, tensor);
-            }
-            else
-            {
-                others.Add(tensor);
-            }
-        }
-
         w.WriteLine();
         w.WriteLine($"{"layer",-28} {"kind",-9} {"rank",4} {"scaling",8} {"A",-16} {"B",-16} {"parameters",12}");
         long adapterParameters = 0;
-        foreach (var (path, (a, b)) in layers)
+        foreach (var layer in contents.Layers)
         {
-            long count = (a?.ElementCount ?? 0) + (b?.ElementCount ?? 0);
+            long count = layer.A.ElementCount + layer.B.ElementCount;
             adapterParameters += count;
-            var lora = config.ConfigFor(path);
-            w.WriteLine(Invariant($"{path,-28} {Kind(a, b),-9} {a?.Shape[0] ?? 0,4} {lora.Scaling,8:G4} {a?.ShapeText ?? "missing",-16} {b?.ShapeText ?? "missing",-16} {count,12:N0}"));
+            w.WriteLine(Invariant($"{layer.Path,-28} {layer.Kind,-9} {layer.Rank,4} {layer.Config.Scaling,8:G4} {layer.A.ShapeText,-16} {layer.B.ShapeText,-16} {count,12:N0}"));
         }
-        long savedParameters = others.Sum(t => t.ElementCount);
-        foreach (var tensor in others)
+        var saved = contents.SavedTensors.Select(entry => entry.Tensor).ToList();
+        foreach (var tensor in saved)
             w.WriteLine(Invariant($"{tensor.Name,-28} {"trained",-9} {"",4} {"",8} {tensor.ShapeText,-16} {"",-16} {tensor.ElementCount,12:N0}"));
 
         w.WriteLine();
-        w.WriteLine(Invariant($"{layers.Count} adapted layers, {adapterParameters:N0} adapter parameters") +
-            (others.Count > 0 ? Invariant($", {savedParameters:N0} in {others.Count} modules_to_save tensors") : "") +
+        w.WriteLine(Invariant($"{contents.Layers.Count} adapted layers, {adapterParameters:N0} adapter parameters") +
+            (saved.Count > 0 ? Invariant($", {saved.Sum(t => t.ElementCount):N0} in {saved.Count} modules_to_save tensors") : "") +
             $"; dtypes {Join(weights.Tensors.Select(t => t.DType.ToString()).Distinct())}");
         long weightsBytes = new FileInfo(weightsPath).Length, configBytes = new FileInfo(configPath).Length;
         w.WriteLine(Invariant($"on disk: {weightsBytes + configBytes:N0} bytes ({AdapterFileExtensions.WeightsFileName} {weightsBytes:N0}, {AdapterConfig.FileName} {configBytes:N0})"));
     }
-
-    private static string Kind(SafetensorsTensorInfo? a, SafetensorsTensorInfo? b) => a?.Name.EndsWith("lora_embedding_A", StringComparison.Ordinal) == true
-        ? "Embedding"
-        : (a ?? b)?.Shape.Count switch { 2 => "Linear", 3 => "Conv1d", 4 => "Conv2d", _ => "?" };
 
     private static string Join(IEnumerable<string> values)
     {

@@ -31,6 +31,12 @@ internal static class LoragenCommand
         {
             return parsed.Invoke(configuration);
         }
+        catch (BadInputException failure)
+        {
+            foreach (var problem in failure.Problems)
+                error.WriteLine($"error: {problem}");
+            return ExitCodes.BadInput;
+        }
         catch (Exception failure) when (failure is IOException or UnauthorizedAccessException or ArgumentException)
         {
             // LoraFileException and SafetensorsFormatException are IOExceptions: their messages name the file and key.
@@ -39,6 +45,15 @@ internal static class LoragenCommand
         }
     }
 
-    /// <summary>Thrown by a command for a value that parsed but makes no sense (exit code 1).</summary>
-    internal sealed class BadInputException(string message) : ArgumentException(message);
+    /// <summary>Thrown by a command for values that parsed but make no sense (exit code 1): one line each on
+    /// standard error, so a user fixes every argument in one go.</summary>
+    internal sealed class BadInputException(IReadOnlyList<string> problems) : ArgumentException(string.Join(Environment.NewLine, problems))
+    {
+        public BadInputException(string problem)
+            : this([problem])
+        {
+        }
+
+        public IReadOnlyList<string> Problems { get; } = problems;
+    }
 }

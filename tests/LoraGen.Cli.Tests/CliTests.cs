@@ -1,56 +1,11 @@
 using System.Buffers.Binary;
 using LoraGen.Files;
+using static LoraGen.Cli.Tests.CliHarness;
 
 namespace LoraGen.Cli.Tests;
 
 public sealed class CliTests
 {
-    private static (int Code, string Output, string Error) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = LoragenCommand.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
-
-    private static string NewDirectory()
-    {
-        var path = Path.Combine(Path.GetTempPath(), "loragen-cli-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(path);
-        return path;
-    }
-
-    private static byte[] F32(params float[] values)
-    {
-        var bytes = new byte[values.Length * 4];
-        for (int i = 0; i < values.Length; i++)
-            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
-        return bytes;
-    }
-
-    private static SafetensorsTensor Tensor(string name, long[] shape, params float[] values) =>
-        new(name, SafetensorsDType.F32, shape, () => F32(values));
-
-    // Linear 3→2 with A [1, 3], B [2, 1], lora_alpha 2 at r = 1: scaling 2.
-    private static string Fixture(string directory)
-    {
-        var adapter = Path.Combine(directory, "adapter");
-        Directory.CreateDirectory(adapter);
-        File.WriteAllBytes(Path.Combine(adapter, "adapter_config.json"),
-            new AdapterConfig { Rank = 1, Alpha = 2, TargetModules = ["proj"] }.ToJson());
-        SafetensorsWriter.WriteFile(Path.Combine(adapter, "adapter_model.safetensors"),
-        [
-            Tensor("base_model.model.proj.lora_A.weight", [1, 3], 1f, 2f, 3f),
-            Tensor("base_model.model.proj.lora_B.weight", [2, 1], 0.5f, -1f),
-        ], new Dictionary<string, string> { ["format"] = "pt" });
-        SafetensorsWriter.WriteFile(Path.Combine(directory, "base.safetensors"),
-        [
-            Tensor("proj.weight", [2, 3], 1f, 0f, 0f, 0f, 1f, 0f),
-            Tensor("proj.bias", [2], 0.25f, 0.5f),
-        ]);
-        return adapter;
-    }
-
     [Fact]
     public void Budget_prints_the_seed_arithmetic()
     {

@@ -21,16 +21,19 @@ public sealed record AdapterMergeResult(int MergedWeights, int ReplacedTensors, 
 /// </summary>
 public static class AdapterMerge
 {
-    private static readonly string[] AdapterSuffixes = [".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B"];
+    private static readonly string[] AdapterSuffixes =
+        [AdapterConsistency.LinearA, AdapterConsistency.LinearB, AdapterConsistency.EmbeddingA, AdapterConsistency.EmbeddingB];
 
     /// <summary>
     /// Writes <paramref name="outputCheckpoint"/> (atomically) as <paramref name="baseCheckpoint"/> with the
-    /// adapter merged in. Everything is checked before the output is written: every adapted module needs its
-    /// base weight (<c>X.weight</c>, or <c>X.base_layer.weight</c> in a checkpoint saved with LoRA applied),
-    /// with the shape A and B imply and a floating-point dtype. A merged value that is not finite in the base
-    /// dtype stops the merge, and the output is not written.
+    /// adapter merged in. Everything is checked before the output is written: the adapter against its own config
+    /// (as <c>loragen inspect</c> does: A and B paired, floating point, the config's rank), then every adapted
+    /// module needs its base weight (<c>X.weight</c>, or <c>X.base_layer.weight</c> in a checkpoint saved with
+    /// LoRA applied), with the shape A and B imply and a floating-point dtype. A merged value that is not finite
+    /// in the base dtype stops the merge, and the output is not written.
     /// </summary>
-    /// <exception cref="LoraFileException">A file is malformed, keys are missing, or shapes do not fit.</exception>
+    /// <exception cref="LoraFileException">A file is malformed, the adapter disagrees with its config, keys are
+    /// missing, or shapes do not fit; the message lists every problem.</exception>
     public static AdapterMergeResult Merge(string baseCheckpoint, string adapterDirectory, string outputCheckpoint,
         AdapterFileOptions? options = null, IProgress<AdapterMergeProgress>? progress = null)
     {

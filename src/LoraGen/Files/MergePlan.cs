@@ -22,40 +22,17 @@ internal sealed class MergePlan
 
     public AdapterMergeResult Result { get; }
 
-    private sealed class AdapterPair
-    {
-        public SafetensorsTensorInfo? A;
-        public SafetensorsTensorInfo? B;
-        public bool Embedding;
-    }
-
     public static MergePlan Create(SafetensorsReader checkpoint, SafetensorsReader adapter, AdapterConfig config,
         AdapterFileOptions options, string adapterName)
     {
-        var problems = new List<string>();
-        var pairs = new Dictionary<string, AdapterPair>(StringComparer.Ordinal);
-        var replacements = new Dictionary<string, SafetensorsTensorInfo>(StringComparer.Ordinal);
-        foreach (var tensor in adapter.Tensors)
-        {
-            if (!tensor.Name.StartsWith(options.KeyPrefix, StringComparison.Ordinal))
-            {
-                problems.Add($"adapter key '{tensor.Name}' does not start with the prefix '{options.KeyPrefix}'");
-                continue;
-            }
-            string rest = tensor.Name[options.KeyPrefix.Length..];
-            if (AdapterMerge.SplitAdapterKey(rest) is not var (path, suffix))
-            {
-                replacements[rest] = tensor; // a modules_to_save tensor: replaces the base's
-                continue;
-            }
-            var pair = pairs.TryGetValue(path, out var found) ? found : pairs[path] = new AdapterPair();
-            pair.Embedding |= suffix.StartsWith(".lora_embedding", StringComparison.Ordinal);
-            if (suffix is ".lora_A.weight" or ".lora_embedding_A")
-                pair.A = tensor;
-            else
-                pair.B = tensor;
-        }
+        string refusal = $"Cannot merge adapter '{adapterName}' into '{checkpoint.Source}'; nothing was written.";
+        // The adapter on its own first, with the checks LoadAdapter and loragen inspect make.
+        var contents = AdapterConsistency.Examine(config, adapter, options.KeyPrefix);
+        if (contents.Problems.Count > 0)
+            throw new LoraFileException($"{refusal} {AdapterConsistency.Describe("The adapter", contents.Problems)}");
 
+        var problems = new List<string>();
+        var adapted = contents.Layers.Select(layer => layer.Path).ToHashSet(StringComparer.Ordinal);
         // A checkpoint saved with LoRA applied names base weights X.base_layer.weight and holds the adapters too.
         var baseByOutputKey = new Dictionary<string, SafetensorsTensorInfo>(StringComparer.Ordinal);
         var dropped = new HashSet<string>(StringComparer.Ordinal);
@@ -63,7 +40,7 @@ internal sealed class MergePlan
         {
             if (AdapterMerge.SplitAdapterKey(tensor.Name) is var (path, _))
             {
-                if (pairs.ContainsKey(path))
+                if (adapted.Contains(path))
                     dropped.Add(tensor.Name);
                 else
                     problems.Add($"the base checkpoint holds adapter tensor '{tensor.Name}' for a module the adapter file does not cover; " +
@@ -76,71 +53,50 @@ internal sealed class MergePlan
         }
 
         var computed = new Dictionary<string, Func<byte[]>>(StringComparer.Ordinal);
-        foreach (var (path, pair) in pairs)
-            PlanWeight(path, pair, config, checkpoint, adapter, baseByOutputKey, computed, problems);
-        foreach (var (key, replacement) in replacements)
+        foreach (var layer in contents.Layers)
+            PlanWeight(layer, checkpoint, adapter, baseByOutputKey, computed, problems);
+        foreach (var (key, replacement) in contents.SavedTensors)
             PlanReplacement(key, replacement, adapter, baseByOutputKey, computed, problems);
 
         if (problems.Count > 0)
             throw new LoraFileException(
-                $"Cannot merge adapter '{adapterName}' into '{checkpoint.Source}'; nothing was written. {problems.Count} problem(s): " +
+                $"{refusal} {problems.Count} problem(s): " +
                 string.Join("; ", problems.Take(ProblemsShown)) + (problems.Count > ProblemsShown ? $"; and {problems.Count - ProblemsShown} more." : "."));
 
         var outputs = baseByOutputKey
             .Select(entry => new MergeOutput(entry.Key, entry.Value,
                 computed.TryGetValue(entry.Key, out var compute) ? compute : () => checkpoint.ReadBytes(entry.Value)))
             .ToList();
-        return new MergePlan(outputs, new AdapterMergeResult(pairs.Count, replacements.Count,
-            outputs.Count - pairs.Count - replacements.Count, dropped.Count));
+        int merged = contents.Layers.Count, replaced = contents.SavedTensors.Count;
+        return new MergePlan(outputs, new AdapterMergeResult(merged, replaced, outputs.Count - merged - replaced, dropped.Count));
     }
 
-    private static void PlanWeight(string path, AdapterPair pair, AdapterConfig config, SafetensorsReader checkpoint,
-        SafetensorsReader adapter, Dictionary<string, SafetensorsTensorInfo> baseByOutputKey,
-        Dictionary<string, Func<byte[]>> computed, List<string> problems)
+    // The adapter's pair is consistent (AdapterConsistency); what is left is whether the base weight fits it.
+    private static void PlanWeight(AdapterLayerTensors layer, SafetensorsReader checkpoint, SafetensorsReader adapter,
+        Dictionary<string, SafetensorsTensorInfo> baseByOutputKey, Dictionary<string, Func<byte[]>> computed, List<string> problems)
     {
-        if (pair.A is not { } a || pair.B is not { } b)
-        {
-            problems.Add($"'{path}' has only one of its two adapter matrices ({(pair.A ?? pair.B)!.Name})");
-            return;
-        }
-        string weightKey = path + ".weight";
+        string path = layer.Path, weightKey = path + ".weight";
         if (!baseByOutputKey.TryGetValue(weightKey, out var weight))
         {
             problems.Add($"the base checkpoint has no '{weightKey}' (nor '{path}.base_layer.weight') for adapter '{path}'");
             return;
         }
-        if (!weight.DType.IsFloatingPoint() || !a.DType.IsFloatingPoint() || !b.DType.IsFloatingPoint())
+        if (!weight.DType.IsFloatingPoint())
         {
-            problems.Add($"'{path}': merging needs floating-point tensors, but the weight is {weight.DType}, A {a.DType}, B {b.DType}");
+            problems.Add($"'{path}': merging needs a floating-point weight, but '{weight.Name}' is {weight.DType}");
             return;
         }
-        if (ExpectedWeightShape(a, b, pair.Embedding) is not { } expected || !expected.SequenceEqual(weight.Shape))
+        if (!layer.WeightShape.SequenceEqual(weight.Shape))
         {
-            problems.Add($"'{path}': A {a.ShapeText} and B {b.ShapeText} do not fit the base weight {weight.ShapeText}");
+            problems.Add($"'{path}': A {layer.A.ShapeText} and B {layer.B.ShapeText} do not fit the base weight {weight.ShapeText}");
             return;
         }
-        int rank = (int)a.Shape[0];
-        var wanted = config.ConfigFor(path);
-        if (wanted.Rank != rank)
-        {
-            problems.Add($"'{path}': the tensors have rank {rank} but {AdapterConfig.FileName} says {wanted.Rank}");
-            return;
-        }
-        double scaling = wanted.Scaling;
+        var (a, b) = (layer.A, layer.B);
+        int rank = layer.Rank;
+        bool transposed = layer.Kind == LoraLayerKind.Embedding;
+        double scaling = layer.Config.Scaling;
         computed[weightKey] = () => AdapterMerge.MergeWeight(checkpoint.ReadBytes(weight), weight.DType,
-            adapter.ReadBytes(a), a.DType, adapter.ReadBytes(b), b.DType, rank, pair.Embedding, scaling, weightKey);
-    }
-
-    // Linear/conv: A [r, in, k…], B [out, r, 1…] → W [out, in, k…]. Embedding: A [r, num], B [dim, r] → W [num, dim].
-    private static long[]? ExpectedWeightShape(SafetensorsTensorInfo a, SafetensorsTensorInfo b, bool embedding)
-    {
-        if (a.Shape.Count < 2 || b.Shape.Count < 2 || a.Shape[0] < 1 || a.Shape[0] > int.MaxValue || b.Shape[1] != a.Shape[0])
-            return null;
-        if (embedding)
-            return a.Shape.Count == 2 && b.Shape.Count == 2 ? [a.Shape[1], b.Shape[0]] : null;
-        if (b.Shape.Count != a.Shape.Count || b.Shape.Skip(2).Any(size => size != 1))
-            return null;
-        return [b.Shape[0], .. a.Shape.Skip(1)];
+            adapter.ReadBytes(a), a.DType, adapter.ReadBytes(b), b.DType, rank, transposed, scaling, weightKey);
     }
 
     private static void PlanReplacement(string key, SafetensorsTensorInfo replacement, SafetensorsReader adapter,
