@@ -30,10 +30,9 @@ internal static class InspectCommand
     {
         if (PathArguments.AdapterDirectory(directory, option: null) is { } problem)
             throw new LoragenCommand.BadInputException(problem);
-        var configPath = Path.Combine(directory, AdapterConfig.FileName);
-        var weightsPath = Path.Combine(directory, AdapterFileExtensions.WeightsFileName);
-        var config = AdapterConfig.Read(configPath);
-        using var weights = SafetensorsReader.Open(weightsPath);
+        // The pair a load would read: after a crash mid-save, the config the weights were saved with.
+        var (config, weights) = AdapterDirectory.Open(directory);
+        using var _ = weights;
         // LoadAdapter's checks, before anything is printed: a table showing a rank and scaling the config does
         // not give would describe an adapter that cannot be loaded.
         var contents = AdapterConsistency.Check(config, weights, prefix, $"Adapter '{directory}'");
@@ -68,7 +67,7 @@ internal static class InspectCommand
         w.WriteLine(Invariant($"{contents.Layers.Count} adapted layers, {adapterParameters:N0} adapter parameters") +
             (saved.Count > 0 ? Invariant($", {saved.Sum(t => t.ElementCount):N0} in {saved.Count} modules_to_save tensors") : "") +
             $"; dtypes {Join(weights.Tensors.Select(t => t.DType.ToString()).Distinct())}");
-        long weightsBytes = new FileInfo(weightsPath).Length, configBytes = new FileInfo(configPath).Length;
+        long weightsBytes = new FileInfo(weights.Source).Length, configBytes = new FileInfo(Path.Combine(directory, AdapterConfig.FileName)).Length;
         w.WriteLine(Invariant($"on disk: {weightsBytes + configBytes:N0} bytes ({AdapterFileExtensions.WeightsFileName} {weightsBytes:N0}, {AdapterConfig.FileName} {configBytes:N0})"));
     }
 

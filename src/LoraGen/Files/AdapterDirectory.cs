@@ -64,14 +64,17 @@ public static class AdapterDirectory
         // read again (a crash, unlike a running save, leaves the matching config in place for good).
         for (int attempt = 1; ; attempt++)
         {
+            byte[] configJson = File.ReadAllBytes(configPath);
+            var config = AdapterConfig.Parse(configJson, configPath);
             var weights = SafetensorsReader.Open(weightsPath);
             try
             {
-                byte[] configJson = File.ReadAllBytes(configPath);
-                string source = configPath;
                 if (weights.Metadata.TryGetValue(ConfigHashKey, out var savedHash) && Hash(configJson) != savedHash)
-                    (configJson, source) = FindSavedConfig(directory, savedHash, weightsPath);
-                return (AdapterConfig.Parse(configJson, source), weights);
+                {
+                    var (savedJson, source) = FindSavedConfig(directory, savedHash, weightsPath);
+                    config = AdapterConfig.Parse(savedJson, source);
+                }
+                return (config, weights);
             }
             catch (LoraFileException) when (attempt < ReadAttempts)
             {

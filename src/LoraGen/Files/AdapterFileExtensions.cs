@@ -67,7 +67,11 @@ public static class AdapterFileExtensions
         Action? undo = hadAdapters ? null : AdapterApplier.Apply(model, hosts, config, options);
         try
         {
-            var mismatches = hadAdapters ? ConfigMismatches(model, config, options) : [];
+            // The file against itself (A/B pairs, the ranks the config gives), as `loragen inspect` checks it, then
+            // against the model; every problem goes into one error.
+            var mismatches = AdapterConsistency.Examine(config, weights, options.KeyPrefix).Problems.ToList();
+            if (hadAdapters)
+                mismatches.AddRange(ConfigMismatches(model, config, options));
             var targets = AdapterSlot.Of(model, options).Select(slot => (slot.Key, (Tensor)slot.Parameter)).ToList();
             TensorLoader.CheckAndCopy(targets, weights, $"Adapter '{what}'", mismatches,
                 "Save the adapter from a model with the same targets, or map C# module paths to the file's with " +

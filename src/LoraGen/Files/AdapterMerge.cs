@@ -41,8 +41,8 @@ public static class AdapterMerge
         ArgumentNullException.ThrowIfNull(adapterDirectory);
         ArgumentNullException.ThrowIfNull(outputCheckpoint);
         options ??= AdapterFileOptions.Default;
-        var config = AdapterConfig.Read(Path.Combine(adapterDirectory, AdapterConfig.FileName));
-        using var adapter = SafetensorsReader.Open(Path.Combine(adapterDirectory, AdapterFileExtensions.WeightsFileName));
+        var (config, adapter) = AdapterDirectory.Open(adapterDirectory);
+        using var _ = adapter;
         using var checkpoint = SafetensorsReader.Open(baseCheckpoint);
         var plan = MergePlan.Create(checkpoint, adapter, config, options, adapterDirectory);
 
