@@ -12,6 +12,7 @@ return args.FirstOrDefault() switch
 {
     "compare" => CompareCommand.Run(new Arguments(args[1..])),
     "memory" => MemoryCommand.Run(new Arguments(args[1..])),
+    "checkpoint-memory" => CheckpointMemoryCommand.Run(new Arguments(args[1..])),
     _ => RunBenchmarkDotNet(args),
 };
 

@@ -65,7 +65,7 @@ internal static class TensorLoader
             foreach (var (key, target) in targets)
             {
                 var info = file.Find(key)!;
-                using var raw = TensorBytes.FromBytes(file.ReadBytes(info), info.DType, info.Shape);
+                using var raw = TensorBytes.Read(file, info);
                 using var value = raw.to(target.dtype, target.device);
                 if (copy)
                 {

@@ -10,6 +10,6 @@ internal interface ITensorSource
     /// <summary>The entry for <paramref name="name"/>, or null.</summary>
     SafetensorsTensorInfo? Find(string name);
 
-    /// <summary>The raw little-endian bytes of a tensor.</summary>
-    byte[] ReadBytes(SafetensorsTensorInfo tensor);
+    /// <summary>Reads a tensor's raw little-endian bytes into <paramref name="destination"/>, its exact length.</summary>
+    void ReadInto(SafetensorsTensorInfo tensor, Span<byte> destination);
 }

@@ -38,11 +38,11 @@ internal sealed class PretrainedFiles : IDisposable, ITensorSource
     /// <summary>The header entry of a mapped key, or null.</summary>
     public SafetensorsTensorInfo? Find(string name) => byKey.TryGetValue(name, out var entry) ? entry.Info with { Name = name } : null;
 
-    /// <summary>The raw bytes of one tensor.</summary>
-    public byte[] ReadBytes(SafetensorsTensorInfo tensor)
+    /// <summary>Reads one tensor's raw bytes into <paramref name="destination"/>.</summary>
+    public void ReadInto(SafetensorsTensorInfo tensor, Span<byte> destination)
     {
         var (shard, info) = byKey[tensor.Name];
-        return shard.ReadBytes(info);
+        shard.ReadInto(info, destination);
     }
 
     /// <summary>Leaves out tensors the caller allows the file to have and the model does not use.</summary>

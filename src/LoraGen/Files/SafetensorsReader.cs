@@ -112,9 +112,21 @@ public sealed class SafetensorsReader : IDisposable, ITensorSource
             throw new SafetensorsFormatException(Source, tensor.Name,
                 $"it holds {tensor.ByteLength:N0} bytes; tensors over {Array.MaxLength:N0} bytes are not supported.");
         var bytes = new byte[tensor.ByteLength];
-        stream.Position = DataStart + tensor.Begin;
-        ReadExactly(stream, bytes, Source);
+        ReadInto(tensor, bytes);
         return bytes;
+    }
+
+    /// <summary>Reads a tensor's raw little-endian bytes into <paramref name="destination"/> (e.g. a tensor's own
+    /// memory, so no managed copy is made).</summary>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is not the tensor's byte length.</exception>
+    /// <exception cref="SafetensorsFormatException">The file shrank since it was opened.</exception>
+    public void ReadInto(SafetensorsTensorInfo tensor, Span<byte> destination)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        if (destination.Length != tensor.ByteLength)
+            throw new ArgumentException($"'{tensor.Name}' has {tensor.ByteLength:N0} bytes; the destination has {destination.Length:N0}.", nameof(destination));
+        stream.Position = DataStart + tensor.Begin;
+        ReadExactly(stream, destination, Source);
     }
 
     /// <summary>The raw bytes of the tensor named <paramref name="name"/>.</summary>

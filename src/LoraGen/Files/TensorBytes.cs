@@ -71,6 +71,23 @@ internal static class TensorBytes
         });
     }
 
+    /// <summary>A new CPU tensor read straight from <paramref name="file"/> into its own memory (no managed copy);
+    /// the caller disposes it.</summary>
+    public static Tensor Read(ITensorSource file, SafetensorsTensorInfo info)
+    {
+        var tensor = empty(info.Shape.ToArray(), ToTorch(info.DType), device: CPU);
+        try
+        {
+            file.ReadInto(info, tensor.bytes);
+            return tensor;
+        }
+        catch
+        {
+            tensor.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>A new CPU tensor holding <paramref name="data"/>; the caller disposes it.</summary>
     public static Tensor FromBytes(byte[] data, SafetensorsDType dtype, IReadOnlyList<long> shape)
     {
