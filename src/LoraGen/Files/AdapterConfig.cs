@@ -52,6 +52,18 @@ public sealed record AdapterConfig
     /// <summary>PEFT's <c>base_model_name_or_path</c>.</summary>
     public string? BaseModelNameOrPath { get; init; }
 
+    /// <summary>PEFT's <c>task_type</c> (e.g. <c>"SEQ_CLS"</c>), or null.</summary>
+    public string? TaskType { get; init; }
+
+    /// <summary>The head names PEFT adds to <c>modules_to_save</c> for a task type (its
+    /// <c>PeftModelForSequenceClassification</c> / <c>…TokenClassification</c> / <c>…QuestionAnswering</c>).</summary>
+    public static IReadOnlyList<string> HeadModulesOf(string? taskType) => taskType switch
+    {
+        "SEQ_CLS" or "TOKEN_CLS" => ["classifier", "score"],
+        "QUESTION_ANS" => ["qa_outputs"],
+        _ => [],
+    };
+
     /// <summary>The hyperparameters PEFT would give the module at <paramref name="modulePath"/> (the path as
     /// written in the file's keys, without the <c>base_model.model.</c> prefix).</summary>
     /// <exception cref="LoraFileException">A pattern takes too long to match.</exception>
@@ -147,11 +159,12 @@ public sealed record AdapterConfig
                 var other => throw Error(source, $"modules_to_save must be a list of names or null, but it is {other.ToJsonString()}."),
             },
             BaseModelNameOrPath = Text(obj, "base_model_name_or_path"),
+            TaskType = Text(obj, "task_type"),
         };
     }
 
     /// <summary>The JSON PEFT writes (keys sorted, two-space indent), with PEFT's fixed values for what LoraGen
-    /// does not vary: bias "none", peft_type "LORA", task_type null, inference_mode true, fan_in_fan_out false.</summary>
+    /// does not vary: bias "none", peft_type "LORA", inference_mode true, fan_in_fan_out false.</summary>
     public byte[] ToJson()
     {
         var obj = new SortedDictionary<string, JsonNode?>(StringComparer.Ordinal)
@@ -173,7 +186,7 @@ public sealed record AdapterConfig
             ["rank_pattern"] = new JsonObject(RankPattern.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)JsonValue.Create(p.Value)))),
             ["revision"] = null,
             ["target_modules"] = new JsonArray(TargetModules.Select(m => (JsonNode?)m).ToArray()),
-            ["task_type"] = null,
+            ["task_type"] = TaskType,
             ["use_dora"] = false,
             ["use_rslora"] = UseRsLora,
         };

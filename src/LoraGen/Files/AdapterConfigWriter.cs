@@ -34,9 +34,13 @@ internal static class AdapterConfigWriter
                 alphaPattern[PatternFor(path, paths)] = config.EffectiveAlpha;
         }
 
+        // PEFT lists the task's head names after the user's modules_to_save (PeftModelForSequenceClassification).
+        var heads = AdapterConfig.HeadModulesOf(options.TaskType);
         var trainable = LoraTree.Hosts(model)
             .SelectMany(entry => entry.Host.TrainableFields)
             .Distinct(StringComparer.Ordinal)
+            .Where(field => !heads.Contains(field))
+            .Concat(heads)
             .ToList();
         return new AdapterConfig
         {
@@ -51,6 +55,7 @@ internal static class AdapterConfigWriter
             AlphaPattern = alphaPattern,
             ModulesToSave = trainable.Count == 0 ? null : trainable,
             BaseModelNameOrPath = options.BaseModelNameOrPath,
+            TaskType = options.TaskType,
         };
     }
 

@@ -25,6 +25,11 @@ public sealed record AdapterFileOptions
     /// <summary>Written as <c>base_model_name_or_path</c> (PEFT's pointer to the base model); null by default.</summary>
     public string? BaseModelNameOrPath { get; init; }
 
+    /// <summary>Written as <c>task_type</c> (e.g. <c>"SEQ_CLS"</c> for a <c>…ForSequenceClassification</c> model);
+    /// null by default. As PEFT does for that task, <c>modules_to_save</c> then also lists the head names PEFT
+    /// adds (<see cref="Files.AdapterConfig.HeadModulesOf"/>: <c>classifier</c> and <c>score</c> for SEQ_CLS).</summary>
+    public string? TaskType { get; init; }
+
     /// <summary>The path as written in files.</summary>
     internal string FilePath(string modulePath)
     {
