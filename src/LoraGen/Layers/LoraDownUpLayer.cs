@@ -52,7 +52,10 @@ public abstract class LoraDownUpLayer : LoraLayer
         var adapterType = WeightOf(loraA).dtype;
         using var cast = x.dtype == adapterType ? null : x.to(adapterType);
         using var dropped = AppliesDropout ? nn.functional.dropout(cast ?? x, Config.Dropout, training: true) : null;
-        using var down = loraA.call(dropped ?? cast ?? x);
+        var input = dropped ?? cast ?? x;
+        using var down = loraA is Convolution convolution
+            ? LoraConvolution.DownProjection(convolution, input)
+            : loraA.call(input);
         return AddUpProjection(baseOutput, down);
     }
 
