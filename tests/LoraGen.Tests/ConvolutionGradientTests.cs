@@ -164,6 +164,7 @@ public sealed class ConvolutionGradientTests
             Randomize(layer, 0.3);
             var unmerged = layer.forward(input);
             layer.Merge();
+            layer.eval(); // merged: inference only
             AssertClose(layer.forward(input), unmerged, 1e-5);
             layer.Unmerge();
         }
@@ -181,6 +182,7 @@ public sealed class ConvolutionGradientTests
             var unbatched = layer.forward(input);
             AssertClose(unbatched, layer.forward(input.unsqueeze(0)).squeeze(0), 1e-6);
             layer.Merge();
+            layer.eval();
             AssertClose(layer.forward(input), unbatched, 1e-5);
         }
     }
