@@ -60,7 +60,7 @@ public sealed class SpamFilterSampleTests(QuickSpamFilter run) : IClassFixture<Q
         Assert.Contains("head only", run.Output);
         Assert.Contains("LoRA r=8", run.Output);
         Assert.Contains("full fine-tuning", run.Output);
-        Assert.Contains("adapters off", run.Output);
+        Assert.Contains("off: 1", run.Output);   // LoRA with DisableAdapters(): the pretrained embeddings, exactly
         var (head, lora, full) = (run.Result.Run(Method.HeadOnly), run.Result.Run(Method.Lora), run.Result.Run(Method.Full));
         // Closed forms: the head is 384·2 + 2; LoRA adds 6 layers × 2 projections × 8·(384 + 384).
         Assert.Equal(384 * 2 + 2, head.TrainableParameters);
