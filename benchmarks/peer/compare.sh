@@ -4,6 +4,7 @@
 #   benchmarks/peer/compare.sh                 # 1 thread, 2 runs of each harness, medians
 #   THREADS="1 2" RUNS=3 benchmarks/peer/compare.sh
 #   ITERATIONS=30 WARMUP=5 WORKLOADS=mlp benchmarks/peer/compare.sh
+#   WORKLOADS=bert ITERATIONS=15 benchmarks/peer/compare.sh   # workload (c), not in the default set
 # Installs Debian's python3-torch (1.13, CPU) and OpenBLAS if missing (needs root): without OpenBLAS
 # Debian's torch falls back to the reference BLAS and runs ~10x slower, which would flatter LoraGen.
 set -euo pipefail

@@ -4,7 +4,7 @@ Same workloads, same optimizer, same timing method, same output keys. LoRA follo
 (peft/tuners/lora/layer.py): y = base(x) + lora_B(lora_A(dropout(x))) * (alpha / r), dropout an identity
 at p = 0, written here in plain torch (the peft package itself is not needed and not used).
 
-    python3 peer.py compare --threads 1 [--iterations 30] [--warmup 5] [--workloads mlp,transformer]
+    python3 peer.py compare --threads 1 [--iterations 30] [--warmup 5] [--workloads mlp,transformer,bert]
 """
 import argparse
 import math
@@ -66,8 +66,9 @@ class LoraEmbedding(nn.Module):
         self.merged = True
 
 
-def apply_lora(model, targets):
-    """Wraps the named children (name -> (r, alpha)) of every module, then freezes everything else."""
+def apply_lora(model, targets, trainable=()):
+    """Wraps the named children (name -> (r, alpha)) of every module, then freezes everything but the adapters
+    and the modules named in `trainable` (paths from the root, trained in full: PEFT's modules_to_save)."""
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if name in targets:
@@ -75,7 +76,7 @@ def apply_lora(model, targets):
                 wrapper = LoraEmbedding if isinstance(child, nn.Embedding) else LoraLinear
                 setattr(module, name, wrapper(child, r, alpha))
     for name, parameter in model.named_parameters():
-        parameter.requires_grad = "lora_" in name
+        parameter.requires_grad = "lora_" in name or any(name.startswith(t + ".") for t in trainable)
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -148,6 +149,147 @@ class Transformer(nn.Module):
         return self.head(self.norm(h))
 
 
+# (c) samples/SpamFilter's BertForSequenceClassification (benchmarks/LoraGen.Benchmarks/Models/SpamFilterBert.cs):
+# all-MiniLM-L6-v2's architecture with random weights, op for op as samples/SpamFilter/Model computes it, with
+# transformers' module names; batch 16 x 128 tokens, attention mask all ones, rank 8 (alpha 16) on query/value,
+# the classifier trained in full.
+BERT_VOCAB, BERT_WIDTH, BERT_HEADS, BERT_INTERMEDIATE, BERT_LAYERS, BERT_POSITIONS = 30522, 384, 12, 1536, 6, 512
+BERT_EPS, BERT_DROPOUT, BERT_LABELS, BERT_BATCH, BERT_SEQ = 1e-12, 0.1, 2, 16, 128
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(BERT_VOCAB, BERT_WIDTH, padding_idx=0)
+        self.position_embeddings = nn.Embedding(BERT_POSITIONS, BERT_WIDTH)
+        self.token_type_embeddings = nn.Embedding(2, BERT_WIDTH)
+        self.LayerNorm = nn.LayerNorm(BERT_WIDTH, eps=BERT_EPS)
+        self.dropout = nn.Dropout(BERT_DROPOUT)
+
+    def forward(self, ids, token_types):
+        positions = torch.arange(ids.shape[1])
+        summed = self.word_embeddings(ids) + self.token_type_embeddings(token_types) + self.position_embeddings(positions)
+        return self.dropout(self.LayerNorm(summed))
+
+
+class BertSelfAttention(nn.Module):
+    """softmax(Q K^T / sqrt(head) + mask) V per head, dropout on the probabilities (transformers' eager path)."""
+
+    def __init__(self):
+        super().__init__()
+        self.query, self.key, self.value = (nn.Linear(BERT_WIDTH, BERT_WIDTH) for _ in range(3))
+        self.dropout = nn.Dropout(BERT_DROPOUT)
+
+    def forward(self, hidden, additive_mask):
+        b, n, hs = hidden.shape[0], hidden.shape[1], BERT_WIDTH // BERT_HEADS
+        split = lambda t: t.view(b, n, BERT_HEADS, hs).transpose(1, 2)
+        q, k, v = split(self.query(hidden)), split(self.key(hidden)), split(self.value(hidden))
+        scores = q.matmul(k.transpose(-1, -2)) / math.sqrt(hs) + additive_mask
+        probabilities = self.dropout(F.softmax(scores, dim=-1))
+        return probabilities.matmul(v).transpose(1, 2).reshape(b, n, BERT_WIDTH)
+
+
+class BertOutput(nn.Module):
+    """LayerNorm(dropout(dense(x)) + residual): transformers' BertSelfOutput and BertOutput."""
+
+    def __init__(self, inputs):
+        super().__init__()
+        self.dense = nn.Linear(inputs, BERT_WIDTH)
+        self.LayerNorm = nn.LayerNorm(BERT_WIDTH, eps=BERT_EPS)
+        self.dropout = nn.Dropout(BERT_DROPOUT)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.self = BertSelfAttention()
+        self.output = BertOutput(BERT_WIDTH)
+
+    def forward(self, hidden, additive_mask):
+        return self.output(self.self(hidden, additive_mask), hidden)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dense = nn.Linear(BERT_WIDTH, BERT_INTERMEDIATE)
+
+    def forward(self, hidden):
+        return F.gelu(self.dense(hidden))  # exact (erf) GELU, BERT's hidden_act "gelu"
+
+
+class BertLayer(nn.Module):
+    """Post-norm: attention, then the feed-forward layer, each with its residual LayerNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = BertAttention()
+        self.intermediate = BertIntermediate()
+        self.output = BertOutput(BERT_INTERMEDIATE)
+
+    def forward(self, hidden, additive_mask):
+        attended = self.attention(hidden, additive_mask)
+        return self.output(self.intermediate(attended), attended)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer() for _ in range(BERT_LAYERS))
+
+    def forward(self, hidden, additive_mask):
+        for layer in self.layer:
+            hidden = layer(hidden, additive_mask)
+        return hidden
+
+
+class BertPooler(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dense = nn.Linear(BERT_WIDTH, BERT_WIDTH)
+
+    def forward(self, last_hidden):
+        return torch.tanh(self.dense(last_hidden[:, 0]))
+
+
+class BertModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embeddings = BertEmbeddings()
+        self.encoder = BertEncoder()
+        self.pooler = BertPooler()
+
+    def forward(self, ids, attention_mask):
+        hidden = self.embeddings(ids, torch.zeros_like(ids))
+        # transformers' get_extended_attention_mask: 0 for a token, the dtype's lowest value for padding.
+        keep = attention_mask.to(hidden.dtype)[:, None, None, :]
+        additive_mask = (1.0 - keep) * torch.finfo(hidden.dtype).min
+        return self.encoder(hidden, additive_mask)
+
+
+class BertForSequenceClassification(nn.Module):
+    """classifier(dropout(pooler output)); called with token ids only, every token real (mask all ones)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bert = BertModel()
+        self.dropout = nn.Dropout(BERT_DROPOUT)
+        self.classifier = nn.Linear(BERT_WIDTH, BERT_LABELS)
+        with torch.no_grad():  # BERT's initialisation, as samples/SpamFilter/Model/BertInit.cs
+            for module in self.modules():
+                if isinstance(module, (nn.Linear, nn.Embedding)):
+                    module.weight.normal_(0, 0.02)
+                if isinstance(module, nn.Linear):
+                    module.bias.zero_()
+            self.bert.embeddings.word_embeddings.weight[0].zero_()
+
+    def forward(self, ids):
+        return self.classifier(self.dropout(self.bert.pooler(self.bert(ids, torch.ones_like(ids)))))
+
+
 WORKLOADS = {
     "mlp": dict(
         model=Mlp,
@@ -159,6 +301,12 @@ WORKLOADS = {
         batch=lambda: (torch.randint(VOCAB, (BATCH, SEQ)), torch.randint(VOCAB, (BATCH, SEQ))),
         loss=lambda logits, t: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), t.flatten()),
         targets={name: (4, 8) for name in ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")}),
+    "bert": dict(
+        model=BertForSequenceClassification,
+        batch=lambda: (torch.randint(BERT_VOCAB, (BERT_BATCH, BERT_SEQ)), torch.randint(BERT_LABELS, (BERT_BATCH,))),
+        loss=F.cross_entropy,
+        targets={"query": (8, 16), "value": (8, 16)},
+        trainable=("classifier",)),
 }
 
 
@@ -167,7 +315,8 @@ class TrainingSession:
         w = WORKLOADS[name]
         torch.manual_seed(0)
         self.model = w["model"]()
-        params = apply_lora(self.model, w["targets"]) if mode == "lora" else list(self.model.parameters())
+        params = (apply_lora(self.model, w["targets"], w.get("trainable", ())) if mode == "lora"
+                  else list(self.model.parameters()))
         # weight_decay 0: TorchSharp's AdamW default, which the LoraGen harness uses.
         self.optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0)
         self.input, self.target = w["batch"]()
@@ -196,7 +345,7 @@ class InferenceSession:
         torch.manual_seed(0)
         self.model = w["model"]()
         if mode != "base":
-            apply_lora(self.model, w["targets"])
+            apply_lora(self.model, w["targets"], w.get("trainable", ()))
             with torch.no_grad():
                 for n, p in self.model.named_parameters():
                     if "lora_" in n:
@@ -299,7 +448,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--workloads", default="mlp,transformer")
+    parser.add_argument("--workloads", default="mlp,transformer")  # and bert (workload (c)), when named
     parser.add_argument("--workload", default="mlp")
     parser.add_argument("--mode", default="lora")
     args = parser.parse_args()

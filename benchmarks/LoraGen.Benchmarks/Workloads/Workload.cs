@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace LoraGen.Benchmarks.Workloads;
 
 /// <summary>A model to train or run, with one fixed batch and the loss a training step minimises.</summary>
-/// <param name="Name">Short name used in reports (<c>mlp</c>, <c>transformer</c>).</param>
+/// <param name="Name">Short name used in reports (<c>mlp</c>, <c>transformer</c>, <c>bert</c>).</param>
 /// <param name="CreateModel">Builds a fresh model; called outside any dispose scope.</param>
 /// <param name="CreateBatch">Builds the input and the target; called outside any dispose scope.</param>
 /// <param name="Loss">The loss of the model's output against the target.</param>

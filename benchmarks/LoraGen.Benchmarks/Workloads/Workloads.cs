@@ -29,8 +29,27 @@ public static class Workloads
     /// <summary>The main sample's batch size (samples/FineTune's TrainingSettings).</summary>
     public const int TransformerBatch = 128;
 
+    /// <summary>
+    /// (c) <see cref="SpamFilterBert"/>, samples/SpamFilter's BERT classifier (all-MiniLM-L6-v2's architecture, random
+    /// weights) with rank-8 adapters on query/value of its 6 layers and the 2-label head trained in full, at
+    /// 16 sequences of 128 tokens; cross-entropy on the logits.
+    /// </summary>
+    public static Workload Bert { get; } = new(
+        "bert",
+        () => new SpamFilterBert(),
+        () => (
+            randint(SpamFilterBert.Vocabulary, [BertBatch, BertSequenceLength]),
+            randint(SpamFilterBert.Labels, [BertBatch])),
+        (logits, labels) => nn.functional.cross_entropy(logits, labels));
+
+    /// <summary>Sequences per batch of workload (c).</summary>
+    public const int BertBatch = 16;
+
+    /// <summary>Tokens per sequence of workload (c).</summary>
+    public const int BertSequenceLength = 128;
+
     /// <summary>Every workload, by name.</summary>
-    public static IReadOnlyList<Workload> All { get; } = [Mlp, Transformer];
+    public static IReadOnlyList<Workload> All { get; } = [Mlp, Transformer, Bert];
 
     public static Workload Named(string name) =>
         All.FirstOrDefault(w => w.Name == name) ?? throw new ArgumentException($"unknown workload '{name}'");
