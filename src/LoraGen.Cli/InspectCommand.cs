@@ -68,7 +68,7 @@ internal static class InspectCommand
             (saved.Count > 0 ? Invariant($", {saved.Sum(t => t.ElementCount):N0} in {saved.Count} modules_to_save tensors") : "") +
             $"; dtypes {Join(weights.Tensors.Select(t => t.DType.ToString()).Distinct())}");
         long weightsBytes = new FileInfo(weights.Source).Length, configBytes = new FileInfo(Path.Combine(directory, AdapterConfig.FileName)).Length;
-        w.WriteLine(Invariant($"on disk: {weightsBytes + configBytes:N0} bytes ({AdapterFileExtensions.WeightsFileName} {weightsBytes:N0}, {AdapterConfig.FileName} {configBytes:N0})"));
+        w.WriteLine(Invariant($"on disk: {weightsBytes + configBytes:N0} bytes ({AdapterDirectory.WeightsFileName} {weightsBytes:N0}, {AdapterConfig.FileName} {configBytes:N0})"));
     }
 
     private static string Join(IEnumerable<string> values)

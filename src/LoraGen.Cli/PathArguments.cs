@@ -9,7 +9,7 @@ namespace LoraGen.Cli;
 /// </summary>
 internal static class PathArguments
 {
-    private static readonly string AdapterFiles = $"{AdapterConfig.FileName} and {AdapterFileExtensions.WeightsFileName}";
+    private static readonly string AdapterFiles = $"{AdapterConfig.FileName} and {Files.AdapterDirectory.WeightsFileName}";
 
     /// <summary>An adapter directory: a directory, holding both adapter files. <paramref name="option"/> is the
     /// option that gave it, or null for a positional argument.</summary>
@@ -20,7 +20,7 @@ internal static class PathArguments
         {
             // Someone who gives adapter_model.safetensors itself means the directory it is in.
             string folder = Path.GetDirectoryName(path) is { Length: > 0 } parent ? parent : ".";
-            bool adapterFile = Path.GetFileName(path) is AdapterConfig.FileName or AdapterFileExtensions.WeightsFileName;
+            bool adapterFile = Path.GetFileName(path) is AdapterConfig.FileName or Files.AdapterDirectory.WeightsFileName;
             return $"{named} is a file, not a directory: an adapter is a directory holding {AdapterFiles}" +
                 (adapterFile ? $"; give '{folder}', the directory it is in." : ".");
         }
@@ -28,7 +28,7 @@ internal static class PathArguments
             return option is null
                 ? $"Adapter directory '{path}' does not exist. Give the directory that holds {AdapterFiles}."
                 : $"{named} does not exist. Give the adapter directory that holds {AdapterFiles}.";
-        foreach (var file in (string[])[AdapterConfig.FileName, AdapterFileExtensions.WeightsFileName])
+        foreach (var file in (string[])[AdapterConfig.FileName, Files.AdapterDirectory.WeightsFileName])
             if (!File.Exists(Path.Combine(path, file)))
                 return $"{named} has no {file}: an adapter directory holds {AdapterFiles}, as SaveAdapter and PEFT's save_pretrained write them.";
         return null;
@@ -63,7 +63,7 @@ internal static class PathArguments
     /// (<paramref name="force"/>); the adapter's own files never: a checkpoint written over them destroys the adapter.</summary>
     public static string? MergeOutputIsNotAnInput(string output, string basePath, string adapterDirectory, bool force)
     {
-        foreach (var file in (string[])[AdapterFileExtensions.WeightsFileName, AdapterConfig.FileName])
+        foreach (var file in (string[])[Files.AdapterDirectory.WeightsFileName, AdapterConfig.FileName])
             if (FileIdentity.SameFile(output, Path.Combine(adapterDirectory, file)))
                 return $"--out '{output}' is the adapter's own {file}; writing the merged checkpoint there would destroy the adapter. Give another --out.";
         if (!force && FileIdentity.SameFile(output, basePath))

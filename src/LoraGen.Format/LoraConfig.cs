@@ -1,7 +1,7 @@
 namespace LoraGen;
 
 /// <summary>
-/// The hyperparameters of one adapter: what <see cref="LoraTargetAttribute"/> says for one field.
+/// The hyperparameters of one adapter: what <c>[LoraTarget]</c> says for one field.
 /// </summary>
 public sealed record LoraConfig
 {
@@ -25,20 +25,6 @@ public sealed record LoraConfig
 
     /// <summary>The factor the update is multiplied by: alpha / r, or alpha / √r with rsLoRA.</summary>
     public double Scaling => UseRsLora ? EffectiveAlpha / Math.Sqrt(Rank) : EffectiveAlpha / Rank;
-
-    /// <summary>Reads the options of an attribute (the generator emits the same values as constants).</summary>
-    public static LoraConfig From(LoraTargetAttribute attribute)
-    {
-        ArgumentNullException.ThrowIfNull(attribute);
-        return new LoraConfig
-        {
-            Rank = attribute.Rank,
-            Alpha = attribute.Alpha,
-            Dropout = attribute.Dropout,
-            UseRsLora = attribute.UseRsLora,
-            Init = attribute.Init,
-        };
-    }
 
     /// <summary>Checks the hyperparameters and throws <see cref="LoraConfigurationException"/>, naming
     /// <paramref name="target"/> and the offending value, when one makes no sense.</summary>

@@ -36,7 +36,7 @@ public sealed record AdapterConfig
     public LoraInit Init { get; init; }
 
     /// <summary>PEFT's <c>target_modules</c>: the module names adapted (informational when loading into LoraGen,
-    /// whose targets come from <see cref="LoraTargetAttribute"/>).</summary>
+    /// whose targets come from <c>[LoraTarget]</c>).</summary>
     public IReadOnlyList<string> TargetModules { get; init; } = [];
 
     /// <summary>PEFT's <c>rank_pattern</c>: a regular expression matched against the end of a module path
