@@ -35,9 +35,31 @@ public sealed record AdapterConfig
     /// <summary>PEFT's <c>init_lora_weights</c>: <c>"gaussian"</c> or the default.</summary>
     public LoraInit Init { get; init; }
 
-    /// <summary>PEFT's <c>target_modules</c>: the module names adapted (informational when loading into LoraGen,
-    /// whose targets come from <c>[LoraTarget]</c>).</summary>
+    /// <summary>The <c>target_modules</c> value that selects every Linear layer except the model's output head.</summary>
+    public const string AllLinear = "all-linear";
+
+    /// <summary>PEFT's <c>target_modules</c> as a list: a module is adapted when its path equals a name or ends with
+    /// <c>.name</c> (<c>"q_proj"</c> matches <c>layers.0.attn.q_proj</c>, not <c>qq_proj</c>).
+    /// See <see cref="Match"/>.</summary>
     public IReadOnlyList<string> TargetModules { get; init; } = [];
+
+    /// <summary>PEFT's <c>target_modules</c> as a string: a regular expression that must match the whole module path
+    /// (<c>.*\.(q_proj|v_proj)</c>), or <see cref="AllLinear"/>. Null when <see cref="TargetModules"/> is the list.</summary>
+    public string? TargetModulesPattern { get; init; }
+
+    /// <summary>PEFT's <c>exclude_modules</c> as a list, matched like <see cref="TargetModules"/>: never adapted.</summary>
+    public IReadOnlyList<string> ExcludeModules { get; init; } = [];
+
+    /// <summary>PEFT's <c>exclude_modules</c> as a string: a regular expression that must match the whole path.</summary>
+    public string? ExcludeModulesPattern { get; init; }
+
+    /// <summary>PEFT's <c>layers_to_transform</c>: with a list <see cref="TargetModules"/>, only modules in these
+    /// layers (by the index after <see cref="LayersPattern"/>, e.g. <c>layers.3.</c>) are adapted. Null: all.</summary>
+    public IReadOnlyList<int>? LayersToTransform { get; init; }
+
+    /// <summary>PEFT's <c>layers_pattern</c>: the name(s) of the layer list whose index <see cref="LayersToTransform"/>
+    /// reads (<c>"layers"</c>, <c>"h"</c>); null or empty: the first numbered segment after a named one.</summary>
+    public IReadOnlyList<string>? LayersPattern { get; init; }
 
     /// <summary>PEFT's <c>rank_pattern</c>: a regular expression matched against the end of a module path
     /// (<c>(.*\.)?pattern$</c>), and the rank for the modules it matches.</summary>
@@ -64,13 +86,53 @@ public sealed record AdapterConfig
         _ => [],
     };
 
+    /// <summary><see cref="ModulesToSave"/> with the heads PEFT adds for <see cref="TaskType"/> (when it wraps a
+    /// model for that task): what is trained in full, and kept out of the adapters.</summary>
+    public IReadOnlyList<string> EffectiveModulesToSave =>
+        [.. (ModulesToSave ?? []).Concat(HeadModulesOf(TaskType)).Distinct(StringComparer.Ordinal)];
+
+    /// <summary>Whether PEFT adapts the module at <paramref name="modulePath"/> (without the <c>base_model.model.</c>
+    /// prefix), by its rules: <c>exclude_modules</c> and <c>modules_to_save</c> first, then <c>target_modules</c>
+    /// with <c>layers_to_transform</c>. Only the path decides; which layer kinds can be adapted is the caller's.</summary>
+    /// <exception cref="InvalidOperationException"><see cref="TargetModulesPattern"/> is still <see cref="AllLinear"/>
+    /// (see <see cref="ExpandAllLinear"/>).</exception>
+    /// <exception cref="LoraFileException">A pattern is not a valid regular expression or takes too long.</exception>
+    public TargetMatch Match(string modulePath)
+    {
+        ArgumentNullException.ThrowIfNull(modulePath);
+        return PeftTargeting.Match(this, modulePath);
+    }
+
+    /// <summary>Whether the module is one PEFT trains in full and saves whole (<c>modules_to_save</c>: its path ends
+    /// with an entry, or a task head).</summary>
+    public bool SavesModule(string modulePath)
+    {
+        ArgumentNullException.ThrowIfNull(modulePath);
+        return PeftTargeting.IsSaved(this, modulePath);
+    }
+
+    /// <summary>With <see cref="TargetModulesPattern"/> = <see cref="AllLinear"/>: the config PEFT saves, whose
+    /// <see cref="TargetModules"/> are the full paths of <paramref name="linearPaths"/> except
+    /// <paramref name="outputLayer"/>. Any other config is returned as it is.</summary>
+    public AdapterConfig ExpandAllLinear(IEnumerable<string> linearPaths, string? outputLayer)
+    {
+        ArgumentNullException.ThrowIfNull(linearPaths);
+        if (!string.Equals(TargetModulesPattern, AllLinear, StringComparison.OrdinalIgnoreCase))
+            return this;
+        return this with
+        {
+            TargetModulesPattern = null,
+            TargetModules = [.. linearPaths.Where(path => path != outputLayer).Distinct(StringComparer.Ordinal)],
+        };
+    }
+
     /// <summary>The hyperparameters PEFT would give the module at <paramref name="modulePath"/> (the path as
     /// written in the file's keys, without the <c>base_model.model.</c> prefix).</summary>
     /// <exception cref="LoraFileException">A pattern takes too long to match.</exception>
     public LoraConfig ConfigFor(string modulePath)
     {
-        int rank = Match(RankPattern, modulePath) is { } rankKey ? RankPattern[rankKey] : Rank;
-        double alpha = Match(AlphaPattern, modulePath) is { } alphaKey ? AlphaPattern[alphaKey] : Alpha;
+        int rank = PeftTargeting.PatternKey(RankPattern.Keys, modulePath) is { } rankKey ? RankPattern[rankKey] : Rank;
+        double alpha = PeftTargeting.PatternKey(AlphaPattern.Keys, modulePath) is { } alphaKey ? AlphaPattern[alphaKey] : Alpha;
         return new LoraConfig { Rank = rank, Alpha = alpha, Dropout = Dropout, UseRsLora = UseRsLora, Init = Init };
     }
 
@@ -135,6 +197,27 @@ public sealed record AdapterConfig
         foreach (var (pattern, value) in Patterns(obj, "alpha_pattern", source))
             alphaPattern[pattern] = PositiveNumber(value, $"alpha_pattern[\"{pattern}\"]", source);
 
+        var target = Selection(obj, "target_modules", source);
+        var exclude = Selection(obj, "exclude_modules", source);
+        var layers = obj["layers_to_transform"] switch
+        {
+            null => null,
+            JsonArray list => list.Select((item, i) => LayerIndex(item, $"layers_to_transform[{i}]", source)).ToArray(),
+            var single => (int[])[LayerIndex(single, "layers_to_transform", source)],
+        };
+        var layersPattern = obj["layers_pattern"] switch
+        {
+            null => null,
+            JsonArray list => Strings(list, "layers_pattern", source),
+            JsonValue single when single.GetValueKind() == JsonValueKind.String => [single.GetValue<string>()],
+            var other => throw Error(source, $"layers_pattern must be a name, a list of names or null, but it is {other.ToJsonString()}."),
+        };
+        if (target.Pattern is not null && (layers is { Length: > 0 } || layersPattern is { Length: > 0 }))
+            throw Error(source, "layers_to_transform and layers_pattern apply to a list of target_modules, not to a regular " +
+                "expression (PEFT refuses this too): write the layer into the expression, or give target_modules as a list.");
+        if (layersPattern is { Length: > 0 } && layers is null)
+            throw Error(source, "layers_pattern is set but layers_to_transform is not (PEFT refuses this too): give the layer indices.");
+
         return new AdapterConfig
         {
             Rank = rank,
@@ -143,13 +226,12 @@ public sealed record AdapterConfig
             UseRsLora = Flag(obj, "use_rslora", source),
             Init = obj["init_lora_weights"] is JsonValue init && init.GetValueKind() == JsonValueKind.String
                 && init.GetValue<string>() == "gaussian" ? LoraInit.Gaussian : LoraInit.Default,
-            TargetModules = obj["target_modules"] switch
-            {
-                null => [],
-                JsonValue single when single.GetValueKind() == JsonValueKind.String => [single.GetValue<string>()],
-                JsonArray list => Strings(list, "target_modules", source),
-                var other => throw Error(source, $"target_modules must be a list of names or a string, but it is {other.ToJsonString()}."),
-            },
+            TargetModules = target.Names,
+            TargetModulesPattern = target.Pattern,
+            ExcludeModules = exclude.Names,
+            ExcludeModulesPattern = exclude.Pattern,
+            LayersToTransform = layers,
+            LayersPattern = layersPattern,
             RankPattern = rankPattern,
             AlphaPattern = alphaPattern,
             ModulesToSave = obj["modules_to_save"] switch
@@ -176,8 +258,10 @@ public sealed record AdapterConfig
             ["fan_in_fan_out"] = false,
             ["inference_mode"] = true,
             ["init_lora_weights"] = Init == LoraInit.Gaussian ? JsonValue.Create("gaussian") : JsonValue.Create(true),
-            ["layers_pattern"] = null,
-            ["layers_to_transform"] = null,
+            ["exclude_modules"] = ExcludeModulesPattern is { } excludePattern ? JsonValue.Create(excludePattern)
+                : ExcludeModules.Count == 0 ? null : new JsonArray(ExcludeModules.Select(m => (JsonNode?)m).ToArray()),
+            ["layers_pattern"] = LayersPattern is null ? null : new JsonArray(LayersPattern.Select(m => (JsonNode?)m).ToArray()),
+            ["layers_to_transform"] = LayersToTransform is null ? null : new JsonArray(LayersToTransform.Select(i => (JsonNode?)i).ToArray()),
             ["lora_alpha"] = Alpha,
             ["lora_dropout"] = Dropout,
             ["modules_to_save"] = ModulesToSave is null ? null : new JsonArray(ModulesToSave.Select(m => (JsonNode?)m).ToArray()),
@@ -185,7 +269,8 @@ public sealed record AdapterConfig
             ["r"] = Rank,
             ["rank_pattern"] = new JsonObject(RankPattern.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)JsonValue.Create(p.Value)))),
             ["revision"] = null,
-            ["target_modules"] = new JsonArray(TargetModules.Select(m => (JsonNode?)m).ToArray()),
+            ["target_modules"] = TargetModulesPattern is { } targetPattern ? JsonValue.Create(targetPattern)
+                : new JsonArray(TargetModules.Select(m => (JsonNode?)m).ToArray()),
             ["task_type"] = TaskType,
             ["use_dora"] = false,
             ["use_rslora"] = UseRsLora,
@@ -203,22 +288,43 @@ public sealed record AdapterConfig
         return buffer.ToArray();
     }
 
-    private static string? Match<T>(IReadOnlyDictionary<string, T> patterns, string modulePath)
+    // PEFT's target_modules / exclude_modules: a list of names, or one string that is a regular expression.
+    private static (string[] Names, string? Pattern) Selection(JsonObject obj, string key, string source)
     {
-        foreach (var pattern in patterns.Keys)
+        switch (obj[key])
         {
-            try
-            {
-                if (Regex.IsMatch(modulePath, $"^(?:.*\\.)?(?:{pattern})$", RegexOptions.CultureInvariant, PatternTimeout))
-                    return pattern;
-            }
-            catch (RegexMatchTimeoutException error)
-            {
-                throw new LoraFileException($"{FileName}: the pattern \"{pattern}\" took too long to match '{modulePath}'; simplify it.", error);
-            }
+            case null:
+                return ([], null);
+            case JsonArray list:
+                return (Strings(list, key, source), null);
+            case JsonValue single when single.GetValueKind() == JsonValueKind.String:
+                var pattern = single.GetValue<string>();
+                if (!string.Equals(pattern, AllLinear, StringComparison.OrdinalIgnoreCase))
+                    CheckRegex(pattern, key, source);
+                return ([], pattern);
+            case var other:
+                throw Error(source, $"{key} must be a list of module names or a regular expression, but it is {other.ToJsonString()}.");
         }
-        return null;
     }
+
+    private static void CheckRegex(string pattern, string key, string source)
+    {
+        try
+        {
+            _ = new Regex($"(?:{pattern})", RegexOptions.CultureInvariant, PatternTimeout);
+        }
+        catch (ArgumentException error)
+        {
+            throw Error(source, $"{key} \"{pattern}\" is not a valid .NET regular expression ({error.Message}). " +
+                "Python-only syntax such as (?P<name>...) must be written (?<name>...).", error);
+        }
+    }
+
+    private static int LayerIndex(JsonNode? node, string key, string source) =>
+        node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue(out double number)
+            && number >= 0 && number <= int.MaxValue && Math.Floor(number) == number
+            ? (int)number
+            : throw Error(source, $"{key} must be a layer index (a whole number of at least 0), but it is {node?.ToJsonString() ?? "null"}.");
 
     private static IEnumerable<(string Pattern, JsonNode Value)> Patterns(JsonObject obj, string key, string source)
     {
@@ -231,14 +337,7 @@ public sealed record AdapterConfig
                 {
                     if (value is null)
                         throw Error(source, $"{key}[\"{pattern}\"] is null.");
-                    try
-                    {
-                        _ = new Regex($"(?:{pattern})", RegexOptions.CultureInvariant, PatternTimeout);
-                    }
-                    catch (ArgumentException error)
-                    {
-                        throw Error(source, $"{key} key \"{pattern}\" is not a valid regular expression ({error.Message}).", error);
-                    }
+                    CheckRegex(pattern, $"{key} key", source);
                     yield return (pattern, value);
                 }
                 break;
