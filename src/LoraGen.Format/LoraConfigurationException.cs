@@ -13,6 +13,18 @@ public sealed class LoraConfigurationException : ArgumentException
         Target = target;
     }
 
+    private LoraConfigurationException(string target, string message, Exception? inner)
+        : base(message, inner)
+    {
+        Target = target;
+    }
+
+    /// <summary>One exception for several refused targets, every problem in its message (the first one's target).</summary>
+    internal static LoraConfigurationException Combine(IReadOnlyList<LoraConfigurationException> problems) => problems.Count == 1
+        ? problems[0]
+        : new(problems[0].Target, $"{problems.Count} LoRA targets cannot be adapted; nothing was changed.\n" +
+            string.Join("\n", problems.Select(problem => "  " + problem.Message)), problems[0]);
+
     /// <summary>The field or module path the problem is about.</summary>
     public string Target { get; }
 }

@@ -2,8 +2,9 @@ using static TorchSharp.torch;
 
 namespace LoraGen;
 
-/// <summary>Run-time choices for <see cref="LoraModelExtensions.ApplyLora"/>; the per-layer
-/// hyperparameters come from <see cref="LoraTargetAttribute"/>.</summary>
+/// <summary>Run-time choices for <see cref="LoraModelExtensions.ApplyLora(TorchSharp.torch.nn.Module, LoraOptions?)"/>;
+/// the per-layer hyperparameters come from <see cref="LoraTargetAttribute"/> or from a run-time
+/// <see cref="Files.AdapterConfig"/>.</summary>
 public sealed record LoraOptions
 {
     /// <summary>The default options.</summary>
@@ -17,7 +18,7 @@ public sealed record LoraOptions
     public bool AllowNoSavings { get; init; }
 
     /// <summary>
-    /// Let <see cref="LoraModelExtensions.ApplyLora"/> succeed when the annotated classes have no target it can
+    /// Let <c>ApplyLora</c> succeed when the annotated classes have no target it can
     /// adapt, and train only their <c>Trainable</c> fields (or nothing). Off by default: a model with no adapter is
     /// almost always a mistake (a layer held in a <c>Sequential</c> instead of a field), and would otherwise
     /// train nothing without a word.
@@ -31,6 +32,14 @@ public sealed record LoraOptions
     /// the result. Null: the attributes' options, which the analyzers checked at compile time.
     /// </summary>
     public Func<string, LoraConfig, LoraConfig>? Reconfigure { get; init; }
+
+    /// <summary>
+    /// The output head that <c>target_modules = "all-linear"</c> leaves out, by path (PEFT leaves out a transformers
+    /// model's output embeddings or classification head). Null: the model's last Linear when it or its container has
+    /// a head's name (<c>lm_head</c>, <c>classifier</c>, <c>score</c>, <c>fc</c>, <c>head</c>, <c>output</c>, …),
+    /// else none. <c>""</c>: leave out nothing.
+    /// </summary>
+    public string? OutputLayer { get; init; }
 
     /// <summary>The dtype of the adapter matrices. Float32 by default, even over a bf16 or fp16
     /// base, as in PEFT: inputs are cast to it and the sum is cast back to the base's dtype.</summary>

@@ -111,7 +111,11 @@ public sealed class ValidationTests
         var model = new Support.Mlp(16, 32, 3);
         var error = Assert.Throws<LoraConfigurationException>(() =>
             model.ApplyLora(new LoraOptions { Reconfigure = (_, config) => config with { Rank = 16 } }));
-        Assert.StartsWith("LoRA target 'blocks.0.up': rank 16 on Linear 16→32 gives 768 adapter parameters", error.Message);
+        // Every refused target in one message, each with its numbers.
+        Assert.StartsWith("4 LoRA targets cannot be adapted; nothing was changed.", error.Message);
+        Assert.Contains("LoRA target 'blocks.0.up': rank 16 on Linear 16→32 gives 768 adapter parameters", error.Message);
+        Assert.Contains("LoRA target 'blocks.1.down': rank 16 on Linear 32→16", error.Message);
+        Assert.Equal("blocks.0.up", error.Target);
         Assert.Empty(model.LoraLayers());
         Assert.All(model.parameters(), p => Assert.True(p.requires_grad));
     }

@@ -315,7 +315,7 @@ public sealed record AdapterConfig
         }
         catch (ArgumentException error)
         {
-            throw Error(source, $"{key} \"{pattern}\" is not a valid .NET regular expression ({error.Message}). " +
+            throw Error(source, $"{key} \"{pattern}\" is not a valid regular expression for .NET ({error.Message}). " +
                 "Python-only syntax such as (?P<name>...) must be written (?<name>...).", error);
         }
     }

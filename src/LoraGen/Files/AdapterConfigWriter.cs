@@ -36,9 +36,8 @@ internal static class AdapterConfigWriter
 
         // PEFT lists the task's head names after the user's modules_to_save (PeftModelForSequenceClassification).
         var heads = AdapterConfig.HeadModulesOf(options.TaskType);
-        var trainable = LoraTree.Hosts(model)
-            .SelectMany(entry => entry.Host.TrainableFields)
-            .Distinct(StringComparer.Ordinal)
+        var modulePaths = LoraTree.Modules(model).Skip(1).Select(entry => entry.Path).ToList();
+        var trainable = SavedModuleNames(TrainableModules.Of(model).Select(entry => entry.Path).ToList(), modulePaths, options)
             .Where(field => !heads.Contains(field))
             .Concat(heads)
             .ToList();
@@ -50,13 +49,56 @@ internal static class AdapterConfigWriter
             Dropout = MostCommon(layers.Select(layer => layer.Config.Dropout)),
             UseRsLora = layers[0].Config.UseRsLora,
             Init = MostCommon(layers.Select(layer => layer.Config.Init)),
-            TargetModules = paths.Select(path => path[(path.LastIndexOf('.') + 1)..]).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(),
+            TargetModules = TargetNames(model, paths, options),
             RankPattern = rankPattern,
             AlphaPattern = alphaPattern,
             ModulesToSave = trainable.Count == 0 ? null : trainable,
             BaseModelNameOrPath = options.BaseModelNameOrPath,
             TaskType = options.TaskType,
         };
+    }
+
+    // target_modules as PEFT users write them, the layers' names (q_proj, v_proj), when those select exactly the
+    // adapted layers among the model's adaptable ones; else the full paths, so that loading onto a model without
+    // adapters (run-time targeting) puts them back exactly where they were.
+    private static List<string> TargetNames(nn.Module model, List<string> adapted, AdapterFileOptions options)
+    {
+        var names = adapted.Select(Leaf).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        var byNames = new AdapterConfig { TargetModules = names };
+        var candidates = LoraTree.Modules(model)
+            .Where(entry => entry.Module is LoraLayer or TorchSharp.Modules.Linear or TorchSharp.Modules.Embedding
+                or TorchSharp.Modules.Conv1d or TorchSharp.Modules.Conv2d)
+            .Select(entry => MappedOrNull(entry.Path, options));
+        var chosen = adapted.ToHashSet(StringComparer.Ordinal);
+        bool exact = candidates.All(path => path is null || (byNames.Match(path) == TargetMatch.Targeted) == chosen.Contains(path));
+        return exact ? names : [.. adapted.Order(StringComparer.Ordinal)];
+    }
+
+    // modules_to_save the same way: PEFT wraps every module whose path ends with an entry (a plain string suffix).
+    private static IEnumerable<string> SavedModuleNames(List<string> trainable, List<string> modulePaths, AdapterFileOptions options)
+    {
+        var mapped = trainable.Select(options.FilePath).ToList();
+        var names = mapped.Select(Leaf).Distinct(StringComparer.Ordinal).ToList();
+        var chosen = mapped.ToHashSet(StringComparer.Ordinal);
+        bool exact = modulePaths.Select(path => MappedOrNull(path, options)).All(path => path is null
+            || chosen.Any(saved => path.StartsWith(saved + ".", StringComparison.Ordinal))
+            || names.Any(name => path.EndsWith(name, StringComparison.Ordinal)) == chosen.Contains(path));
+        return exact ? names : mapped.Distinct(StringComparer.Ordinal);
+    }
+
+    private static string Leaf(string path) => path[(path.LastIndexOf('.') + 1)..];
+
+    // A user's MapPath is written for the paths it maps; one that refuses another module's path leaves it out of the check.
+    private static string? MappedOrNull(string path, AdapterFileOptions options)
+    {
+        try
+        {
+            return options.FilePath(path);
+        }
+        catch (Exception error) when (error is ArgumentException or KeyNotFoundException or InvalidOperationException)
+        {
+            return null;
+        }
     }
 
     // PEFT matches a pattern against the end of each module path: (.*\.)?pattern$. The plain path reads best;

@@ -58,13 +58,9 @@ public static class AdapterFileExtensions
     /// <summary>The load itself, from an already opened weights file (the fuzz tests use memory streams).</summary>
     internal static void LoadAdapter(nn.Module model, AdapterConfig config, SafetensorsReader weights, AdapterFileOptions options, string what)
     {
-        RefuseMerged(model);
-        var hosts = LoraTree.Hosts(model).ToList();
-        if (hosts.Count == 0)
-            throw new InvalidOperationException(
-                $"LoadAdapter found no [LoraTarget] class in this {model.GetType().Name}: adapters attach to the targets those classes declare.");
+        LoraTree.RefuseMerged(model, "load an adapter into");
         bool hadAdapters = LoraTree.Layers(model).Any();
-        Action? undo = hadAdapters ? null : AdapterApplier.Apply(model, hosts, config, options);
+        var applied = hadAdapters ? null : PlanFromFile(model, config, options).Apply(model, FromFile);
         try
         {
             // The file against itself (A/B pairs, the ranks the config gives), as `loragen inspect` checks it, then
@@ -79,17 +75,29 @@ public static class AdapterFileExtensions
         }
         catch
         {
-            undo?.Invoke();
+            applied?.Undo();
             throw;
         }
     }
 
-    private static void RefuseMerged(nn.Module model)
+    // The file decides each target's options; refusing a rank PEFT would load helps no one.
+    private static readonly LoraOptions FromFile = LoraOptions.Default with { AllowNoSavings = true };
+
+    // As PEFT's from_pretrained: adapters where the file's config puts them, with its ranks and alphas. An annotated
+    // model keeps its compile-time-checked targets; any other model is targeted by the config's target_modules.
+    private static AdapterPlan PlanFromFile(nn.Module model, AdapterConfig config, AdapterFileOptions options)
     {
-        var merged = LoraTree.Layers(model).Where(entry => entry.Layer.IsMerged).Select(entry => entry.Path).ToList();
-        if (merged.Count > 0)
-            throw new InvalidOperationException(
-                $"Cannot load an adapter while {string.Join(", ", merged)} {(merged.Count == 1 ? "is" : "are")} merged: call Unmerge() first.");
+        if (LoraTree.Hosts(model).Any() || LoraTree.AnnotatedWithoutGeneratedCode(model).Any())
+        {
+            LoraModelExtensions.AnnotatedHostsOrThrow(model, "LoadAdapter");
+            return AdapterPlan.FromAnnotations(model, FromFile, (where, _) => config.ConfigFor(options.FilePath(where)));
+        }
+        if (config.TargetModules.Count == 0 && config.TargetModulesPattern is null)
+            throw new LoraFileException(
+                $"This {model.GetType().Name} has no adapters and no [LoraTarget] classes, and the adapter's {AdapterConfig.FileName} " +
+                "names no target_modules, so nothing says where its adapters go; nothing was changed. Apply LoRA first " +
+                "(ApplyLora), or give the config the target_modules it was trained with.");
+        return AdapterPlan.FromConfig(model, config, FromFile, options.FilePath);
     }
 
     // With adapters already in place, the file's config must give each the same rank and scaling:

@@ -16,10 +16,9 @@ internal sealed record AdapterSlot(string Key, Parameter Parameter)
         foreach (var (path, layer) in LoraTree.Layers(model))
             foreach (var (name, parameter) in layer.NamedAdapterParameters)
                 slots.Add(new AdapterSlot(options.Key(path, name), parameter));
-        foreach (var (path, host) in LoraTree.Hosts(model))
-            foreach (var field in host.TrainableFields)
-                foreach (var (name, parameter) in host.GetTrainableField(field).named_parameters())
-                    slots.Add(new AdapterSlot(options.Key(LoraTree.Join(path, field), name), parameter));
+        foreach (var (path, module) in TrainableModules.Of(model))
+            foreach (var (name, parameter) in module.named_parameters())
+                slots.Add(new AdapterSlot(options.Key(path, name), parameter));
         return slots;
     }
 }

@@ -65,7 +65,7 @@ public static class CheckpointExtensions
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(path);
         options ??= PretrainedLoadOptions.Default;
-        RefuseMerged(model, "load base weights into");
+        LoraTree.RefuseMerged(model, "load base weights into");
         var targets = BaseWeights(model);
         using var files = PretrainedFiles.Open(path, options.Map);
         var modelKeys = targets.Select(target => target.Key).ToHashSet(StringComparer.Ordinal);
@@ -90,7 +90,7 @@ public static class CheckpointExtensions
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(directory);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
-        RefuseMerged(model, "save the base weights of");
+        LoraTree.RefuseMerged(model, "save the base weights of");
         var tensors = BaseWeights(model).Select(target => TensorBytes.ToLazyEntry(target.Key, target.Value)).ToList();
         var shards = Shard(tensors, maxShardBytes);
         Directory.CreateDirectory(directory);
@@ -171,15 +171,6 @@ public static class CheckpointExtensions
         foreach (string path in candidates)
             if (!keep.Contains(Path.GetFileName(path)) && File.Exists(path))
                 File.Delete(path);
-    }
-
-    private static void RefuseMerged(nn.Module model, string action)
-    {
-        var merged = LoraTree.Layers(model).Where(entry => entry.Layer.IsMerged).Select(entry => entry.Path).ToList();
-        if (merged.Count > 0)
-            throw new InvalidOperationException(
-                $"Cannot {action} this model while {string.Join(", ", merged)} {(merged.Count == 1 ? "is" : "are")} merged " +
-                "(the base weight holds the adapter's update): call Unmerge() first, or MergeAndUnload() to make the merge permanent.");
     }
 
     private static Dictionary<string, string> PyTorchMetadata(params (string Key, string Value)[] extra)

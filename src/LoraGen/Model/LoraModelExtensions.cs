@@ -1,3 +1,4 @@
+using LoraGen.Files;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -21,26 +22,36 @@ public static class LoraModelExtensions
     {
         ArgumentNullException.ThrowIfNull(model);
         options ??= LoraOptions.Default;
-        var hosts = LoraTree.Hosts(model).ToList();
-        var skipped = LoraTree.AnnotatedWithoutGeneratedCode(model).ToList();
-        if (skipped.Count > 0)
-            throw new InvalidOperationException(
-                $"{string.Join(", ", skipped.Select(s => $"'{s.Path}' ({s.Module.GetType().Name})"))} carries [LoraTarget] " +
-                "but the source generator did not implement ILoraModule for it, so nothing was changed. The generator " +
-                "skips a class that is not partial (it and every containing class), a name in Targets/Exclude/Trainable " +
-                "that is not a field, a target that is readonly or declared as a sealed layer type (declare it " +
-                "Module<Tensor, Tensor>), or a target assigned a layer LoRA cannot adapt; the LoraGen analyzers report which. " +
-                "Check too that the project references the generator (the LoraGen package does).");
-        if (hosts.Count == 0)
-            throw new InvalidOperationException(
-                $"ApplyLora found no [LoraTarget] class in this {model.GetType().Name}: mark the classes whose layers " +
-                "should be adapted with [LoraTarget], and declare them partial.");
-
-        var plan = Plan(hosts, options);
-        if (plan.Count == 0 && !options.AllowNoAdapters)
+        var hosts = AnnotatedHostsOrThrow(model, "ApplyLora");
+        var plan = AdapterPlan.FromAnnotations(model, options, options.Reconfigure);
+        if (plan.Adapters.Count == 0 && !options.AllowNoAdapters)
             throw new InvalidOperationException(NothingToAdapt(model, hosts));
-        WrapAll(plan, options);
-        Freeze(model);
+        plan.Apply(model, options);
+        return LoraReport.Of(model);
+    }
+
+    /// <summary>
+    /// Adapts any module tree by PEFT's rules, as <c>get_peft_model(model, LoraConfig(...))</c> does: every module
+    /// whose path <paramref name="config"/> targets (<see cref="AdapterConfig.TargetModules"/>: a path or its
+    /// <c>.name</c> end; <see cref="AdapterConfig.TargetModulesPattern"/>: a regular expression for the whole path,
+    /// or <c>"all-linear"</c>; less <c>exclude_modules</c>; within <c>layers_to_transform</c>) is wrapped with the
+    /// rank and alpha <c>rank_pattern</c> / <c>alpha_pattern</c> give it, the <c>modules_to_save</c> (and the
+    /// task's heads) are trained in full, and everything else is frozen. Layers may sit anywhere: in fields typed
+    /// <c>Module&lt;Tensor, Tensor&gt;</c>, in a <c>Sequential</c>, <c>ModuleList</c> or <c>ModuleDict</c>, in
+    /// classes from other assemblies; <c>[LoraTarget]</c> attributes are not consulted. Every target is checked
+    /// first: if one is refused, the model is left exactly as it was.
+    /// </summary>
+    /// <example><code>model.ApplyLora(new AdapterConfig { Rank = 8, Alpha = 16, TargetModules = ["query", "value"] });</code></example>
+    /// <exception cref="LoraConfigurationException">A targeted module is not a Linear, Embedding, Conv1d or Conv2d,
+    /// sits in a field whose type cannot hold the wrapper, or has options that make no sense; or nothing matched.
+    /// Every problem is in the message; nothing was changed.</exception>
+    public static LoraReport ApplyLora(this nn.Module model, AdapterConfig config, LoraOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(config);
+        options ??= LoraOptions.Default;
+        LoraTree.RefuseMerged(model, "apply LoRA to");
+        AdapterPlan.FromConfig(model, config, options, path => path).Apply(model, options);
         return LoraReport.Of(model);
     }
 
@@ -56,10 +67,8 @@ public static class LoraModelExtensions
         foreach (var (path, layer) in LoraTree.Layers(model))
             foreach (var (name, parameter) in layer.NamedAdapterParameters)
                 yield return (LoraTree.Join(path, name), parameter);
-        foreach (var (path, host) in LoraTree.Hosts(model))
-            foreach (var field in host.TrainableFields)
-                foreach (var (name, parameter) in host.GetTrainableField(field).named_parameters())
-                    yield return (LoraTree.Join(LoraTree.Join(path, field), name), parameter);
+        foreach (var entry in TrainableModules.Parameters(model))
+            yield return entry;
     }
 
     /// <summary>Every adapter layer in the tree, with its path.</summary>
@@ -106,15 +115,13 @@ public static class LoraModelExtensions
     /// <summary>
     /// Merges every adapter for good and puts the plain layers back in their fields, so the model is
     /// again the plain model, with merged weights and the parameter names it had before
-    /// <see cref="ApplyLora"/>. The base parameters stay frozen. Returns <paramref name="model"/>.
+    /// <c>ApplyLora</c>. The base parameters stay frozen. Returns <paramref name="model"/>.
     /// </summary>
     public static TModule MergeAndUnload<TModule>(this TModule model) where TModule : nn.Module
     {
         model.Merge();
-        foreach (var (_, host) in LoraTree.Hosts(model).ToList())
-            foreach (var target in host.LoraTargets)
-                if (host.GetLoraTarget(target.Field) is LoraLayer layer)
-                    host.SetLoraTarget(target.Field, layer.MergeAndUnload());
+        foreach (var edge in LoraTree.Edges(model).Where(edge => edge.Module is LoraLayer).ToList())
+            ModuleSlot.Of(edge.Parent, edge.Name, edge.Module, edge.Path).Put(((LoraLayer)edge.Module).MergeAndUnload());
         return model;
     }
 
@@ -141,55 +148,33 @@ public static class LoraModelExtensions
         });
     }
 
-    /// <summary>Every target of every host with the options it will get (the attribute's, or what
-    /// <see cref="LoraOptions.Reconfigure"/> makes of them), each checked before anything changes.</summary>
-    /// <exception cref="LoraConfigurationException">A target cannot be adapted; the message names it.</exception>
-    internal static List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)> Plan(
-        IEnumerable<(string Path, ILoraModule Host)> hosts, LoraOptions options)
-    {
-        var plan = new List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)>();
-        foreach (var (path, host) in hosts)
-        {
-            foreach (var target in host.LoraTargets)
-            {
-                var layer = host.GetLoraTarget(target.Field);
-                var where = LoraTree.Join(path, target.Field);
-                var chosen = options.Reconfigure is { } reconfigure ? target with { Config = reconfigure(where, target.Config) } : target;
-                LoraTargetValidator.Validate(where, LoraLayer.ShapeOf(layer, where), chosen.Config, options);
-                plan.Add((host, chosen, layer));
-            }
-        }
-        return plan;
-    }
-
-    internal static void WrapAll(
-        List<(ILoraModule Host, LoraTargetInfo Target, nn.Module<Tensor, Tensor> Layer)> plan, LoraOptions options)
-    {
-        var done = new List<(ILoraModule Host, string Field, nn.Module<Tensor, Tensor> Original)>();
-        try
-        {
-            foreach (var (host, target, layer) in plan)
-            {
-                host.SetLoraTarget(target.Field, LoraLayer.Wrap(layer, target.Config, options));
-                done.Add((host, target.Field, layer));
-            }
-        }
-        catch
-        {
-            // Validation passed, so only TorchSharp itself (out of memory, say) can land here:
-            // put the plain layers back so the model is not left half adapted.
-            foreach (var (host, field, original) in done)
-                host.SetLoraTarget(field, original);
-            throw;
-        }
-    }
-
     internal static void Freeze(nn.Module model)
     {
         foreach (var parameter in model.parameters())
             parameter.requires_grad = false;
         foreach (var (_, parameter) in model.NamedLoraParameters())
             parameter.requires_grad = true;
+    }
+
+    /// <summary>The annotated classes, after making sure none was skipped by the generator and there is one.</summary>
+    internal static List<(string Path, ILoraModule Host)> AnnotatedHostsOrThrow(nn.Module model, string verb)
+    {
+        var skipped = LoraTree.AnnotatedWithoutGeneratedCode(model).ToList();
+        if (skipped.Count > 0)
+            throw new InvalidOperationException(
+                $"{string.Join(", ", skipped.Select(s => $"'{s.Path}' ({s.Module.GetType().Name})"))} carries [LoraTarget] " +
+                "but the source generator did not implement ILoraModule for it, so nothing was changed. The generator " +
+                "skips a class that is not partial (it and every containing class), a name in Targets/Exclude/Trainable " +
+                "that is not a field, a target that is readonly or declared as a sealed layer type (declare it " +
+                "Module<Tensor, Tensor>), or a target assigned a layer LoRA cannot adapt; the LoraGen analyzers report which. " +
+                "Check too that the project references the generator (the LoraGen package does).");
+        var hosts = LoraTree.Hosts(model).ToList();
+        if (hosts.Count == 0)
+            throw new InvalidOperationException(
+                $"{verb} found no [LoraTarget] class in this {model.GetType().Name}: mark the classes whose layers should be " +
+                "adapted with [LoraTarget] and declare them partial, or target modules by name at run time with " +
+                "ApplyLora(new AdapterConfig { TargetModules = [...] }) (PEFT's target_modules rules).");
+        return hosts;
     }
 
     private static List<(string Path, LoraLayer Layer)> LayersOrThrow(nn.Module model, string verb)
@@ -211,7 +196,7 @@ public static class LoraModelExtensions
             "target LoRA can adapt (the analyzers report LORA0010). A target is a field of the class itself holding a " +
             "Linear, Embedding, Conv1d or Conv2d; layers inside a Sequential, ModuleList or another module are not " +
             "reached. Nothing was changed. Declare the layers as fields of the annotated class, annotate the class " +
-            "that declares them, or set LoraOptions.AllowNoAdapters = true " +
+            "that declares them, target them by path at run time (ApplyLora with an AdapterConfig), or set LoraOptions.AllowNoAdapters = true " +
             (trainsSomething ? "to train only the Trainable fields." : "(every parameter will then be frozen).");
     }
 

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace LoraGen;
 
-/// <summary>What <see cref="LoraModelExtensions.ApplyLora"/> did: parameter counts and the adapted layers.</summary>
+/// <summary>What <c>ApplyLora</c> did: parameter counts and the adapted layers.</summary>
 public sealed class LoraReport
 {
     private LoraReport(long trainable, long all, IReadOnlyList<LoraLayerReport> layers)
