@@ -4,12 +4,15 @@ namespace LoraGen.Analyzers;
 
 /// <summary>
 /// The LoraGen diagnostics. IDs, severities and meanings are fixed by the catalogue in the design;
-/// each has a page at docs/diagnostics/&lt;ID&gt;.md, which is its help link.
+/// each has a page at docs/diagnostics/&lt;ID&gt;.md, which is its help link (<see cref="HelpLink"/>).
 /// </summary>
 internal static class Rules
 {
     private const string Category = "LoraGen";
     private const string HelpBase = "https://github.com/loragen/loragen/blob/main/docs/diagnostics/";
+
+    /// <summary>The page that explains <paramref name="id"/>: every rule's help link, and nowhere else.</summary>
+    public static string HelpLink(string id) => HelpBase + id + ".md";
 
     public static readonly DiagnosticDescriptor NotPartial = Rule(
         "LORA0001", DiagnosticSeverity.Error,
@@ -77,7 +80,7 @@ internal static class Rules
         "'{0}' is a {1} with groups = {2}, which does not divide rank {3}; a grouped convolution's adapter needs a rank that is a multiple of {2}, e.g. {4}");
 
     private static DiagnosticDescriptor Rule(string id, DiagnosticSeverity severity, string title, string message) =>
-        new(id, title, message, Category, severity, isEnabledByDefault: true, helpLinkUri: HelpBase + id + ".md");
+        new(id, title, message, Category, severity, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
 }
 
 /// <summary>Keys of the values a diagnostic carries for its code fix.</summary>
