@@ -37,7 +37,7 @@ internal static class Rules
     public static readonly DiagnosticDescriptor CannotHoldWrapper = Rule(
         "LORA0005", DiagnosticSeverity.Error,
         "Targeted field cannot hold the LoRA wrapper",
-        "'{0}' is a LoRA target but {1}, so the wrapper cannot be stored in it; declare it 'Module<Tensor, Tensor> {0}' without readonly");
+        "'{0}' is a LoRA target but {1}, so the wrapper cannot be stored in it; {2}");
 
     public static readonly DiagnosticDescriptor OptionOutOfRange = Rule(
         "LORA0006", DiagnosticSeverity.Error,
@@ -91,4 +91,10 @@ internal static class FixProperties
 
     /// <summary>LORA0007/LORA0008: the largest rank that keeps at least half the layer's parameters saved.</summary>
     public const string SuggestedRank = "SuggestedRank";
+
+    /// <summary>LORA0005: present when the field is <c>readonly</c>.</summary>
+    public const string RemoveReadOnly = "RemoveReadOnly";
+
+    /// <summary>LORA0005: present when the field's declared type cannot hold the wrapper.</summary>
+    public const string DeclareModule = "DeclareModule";
 }
