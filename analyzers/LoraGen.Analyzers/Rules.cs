@@ -52,7 +52,7 @@ internal static class Rules
     public static readonly DiagnosticDescriptor NoSavings = Rule(
         "LORA0008", DiagnosticSeverity.Warning,
         "Adapter cancels the parameter savings",
-        "Rank {0} on '{1}' ({2}) needs {3} adapter parameters, not fewer than the {4} of the layer itself ({5}), so the adapter saves nothing; {6}");
+        "Rank {0} on '{1}' ({2}) {3}; {4}");
 
     public static readonly DiagnosticDescriptor TargetedTwice = Rule(
         "LORA0009", DiagnosticSeverity.Warning,
