@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Immutable;
 using System.Linq;
 using LoraGen.SourceShared;
 using Microsoft.CodeAnalysis;
@@ -24,17 +25,17 @@ internal static class FieldRules
                 continue;
             }
 
-            bool sealedType = !annotated.Types.CanHoldWrapper(field.Type);
-            if (field.IsReadOnly || sealedType)
+            bool readOnly = field.IsReadOnly, sealedType = !annotated.Types.CanHoldWrapper(field.Type);
+            if (readOnly || sealedType)
             {
                 string declared = $"declared as '{field.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat)}', a type the wrapper is not";
-                string why = (field.IsReadOnly, sealedType) switch
+                var (why, remedy) = (readOnly, sealedType) switch
                 {
-                    (true, true) => "is readonly and " + declared,
-                    (true, false) => "is readonly",
-                    _ => "is " + declared,
+                    (true, true) => ("is readonly and " + declared, $"declare it 'Module<Tensor, Tensor> {field.Name}' without readonly"),
+                    (true, false) => ("is readonly", "remove 'readonly'"),
+                    _ => ("is " + declared, $"declare it 'Module<Tensor, Tensor> {field.Name}'"),
                 };
-                report(Diagnostic.Create(Rules.CannotHoldWrapper, location, field.Name, why));
+                report(Diagnostic.Create(Rules.CannotHoldWrapper, location, DeclarationFixValues(readOnly, sealedType), field.Name, why, remedy));
             }
         }
 
@@ -46,6 +47,17 @@ internal static class FieldRules
                 AttributeLocations.OfName(classAttribute.Data, "Trainable", target.Field.Name, annotated.Cancellation),
                 target.Field.Name));
         }
+    }
+
+    /// <summary>What the LORA0005 fix changes: <c>readonly</c>, the declared type, or both.</summary>
+    private static ImmutableDictionary<string, string?> DeclarationFixValues(bool readOnly, bool sealedType)
+    {
+        var values = ImmutableDictionary<string, string?>.Empty;
+        if (readOnly)
+            values = values.Add(FixProperties.RemoveReadOnly, "true");
+        if (sealedType)
+            values = values.Add(FixProperties.DeclareModule, "true");
+        return values;
     }
 
     /// <summary>"a LayerNorm" when the field is known to hold something LoRA cannot adapt; null when it

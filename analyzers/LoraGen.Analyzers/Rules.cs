@@ -4,12 +4,15 @@ namespace LoraGen.Analyzers;
 
 /// <summary>
 /// The LoraGen diagnostics. IDs, severities and meanings are fixed by the catalogue in the design;
-/// each has a page at docs/diagnostics/&lt;ID&gt;.md, which is its help link.
+/// each has a page at docs/diagnostics/&lt;ID&gt;.md, which is its help link (<see cref="HelpLink"/>).
 /// </summary>
 internal static class Rules
 {
     private const string Category = "LoraGen";
     private const string HelpBase = "https://github.com/loragen/loragen/blob/main/docs/diagnostics/";
+
+    /// <summary>The page that explains <paramref name="id"/>: every rule's help link, and nowhere else.</summary>
+    public static string HelpLink(string id) => HelpBase + id + ".md";
 
     public static readonly DiagnosticDescriptor NotPartial = Rule(
         "LORA0001", DiagnosticSeverity.Error,
@@ -34,7 +37,7 @@ internal static class Rules
     public static readonly DiagnosticDescriptor CannotHoldWrapper = Rule(
         "LORA0005", DiagnosticSeverity.Error,
         "Targeted field cannot hold the LoRA wrapper",
-        "'{0}' is a LoRA target but {1}, so the wrapper cannot be stored in it; declare it 'Module<Tensor, Tensor> {0}' without readonly");
+        "'{0}' is a LoRA target but {1}, so the wrapper cannot be stored in it; {2}");
 
     public static readonly DiagnosticDescriptor OptionOutOfRange = Rule(
         "LORA0006", DiagnosticSeverity.Error,
@@ -49,7 +52,7 @@ internal static class Rules
     public static readonly DiagnosticDescriptor NoSavings = Rule(
         "LORA0008", DiagnosticSeverity.Warning,
         "Adapter cancels the parameter savings",
-        "Rank {0} on '{1}' ({2}) needs {3} adapter parameters, not fewer than the {4} of the layer itself ({5}), so the adapter saves nothing; {6}");
+        "Rank {0} on '{1}' ({2}) {3}; {4}");
 
     public static readonly DiagnosticDescriptor TargetedTwice = Rule(
         "LORA0009", DiagnosticSeverity.Warning,
@@ -77,7 +80,7 @@ internal static class Rules
         "'{0}' is a {1} with groups = {2}, which does not divide rank {3}; a grouped convolution's adapter needs a rank that is a multiple of {2}, e.g. {4}");
 
     private static DiagnosticDescriptor Rule(string id, DiagnosticSeverity severity, string title, string message) =>
-        new(id, title, message, Category, severity, isEnabledByDefault: true, helpLinkUri: HelpBase + id + ".md");
+        new(id, title, message, Category, severity, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
 }
 
 /// <summary>Keys of the values a diagnostic carries for its code fix.</summary>
@@ -88,4 +91,10 @@ internal static class FixProperties
 
     /// <summary>LORA0007/LORA0008: the largest rank that keeps at least half the layer's parameters saved.</summary>
     public const string SuggestedRank = "SuggestedRank";
+
+    /// <summary>LORA0005: present when the field is <c>readonly</c>.</summary>
+    public const string RemoveReadOnly = "RemoveReadOnly";
+
+    /// <summary>LORA0005: present when the field's declared type cannot hold the wrapper.</summary>
+    public const string DeclareModule = "DeclareModule";
 }

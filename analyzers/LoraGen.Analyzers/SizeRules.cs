@@ -32,9 +32,9 @@ internal static class SizeRules
             if (rank < 1)
                 continue; // LORA0006
             var location = field.Locations.FirstOrDefault() ?? annotated.Location;
-            string layer = Describe(kind, budget);
+            string layer = LayerDescription.Describe(kind, inFeatures, outFeatures, kernel);
             var properties = FixValues(budget);
-            string remedy = Remedy(budget);
+            string remedy = LayerDescription.Remedy(budget);
 
             // A grouped convolution's weight is out·(in/groups)·k, and ApplyLora refuses it anyway:
             // only LORA0013 speaks for it.
@@ -52,12 +52,8 @@ internal static class SizeRules
             }
             if (!grouped && !budget.Saves(rank))
             {
-                string perRank = kernel == 1
-                    ? $"{Count(inFeatures)} + {Count(outFeatures)}"
-                    : $"{Count(inFeatures)}·{Count(kernel)} + {Count(outFeatures)}";
                 report(Diagnostic.Create(Rules.NoSavings, location, properties,
-                    Count(rank), field.Name, layer, $"{Count(rank)}·({perRank}) = {Count(budget.AdapterParameters(rank))}",
-                    Count(budget.LayerParameters), ParameterFormula(kind), remedy));
+                    Count(rank), field.Name, layer, LayerDescription.NoSavings(kind, budget, rank), remedy));
             }
             if (creation.Groups is > 1 and <= MaxSize && rank % creation.Groups.Value != 0)
             {
@@ -78,27 +74,5 @@ internal static class SizeRules
             .Add(FixProperties.SuggestedRank, budget.HalfSavingRank.ToString(CultureInfo.InvariantCulture));
     }
 
-    private static string Remedy(LayerBudget budget) => budget.HalfSavingRank >= 1
-        ? $"Rank = {Count(budget.HalfSavingRank)} keeps at least half of the layer's {Count(budget.LayerParameters)} parameters saved"
-        : budget.Saves(1)
-            ? "even Rank = 1 saves less than half of this small layer; consider leaving it out"
-            : "no rank saves parameters on a layer this small; leave it out of the targets";
-
-    private static string ParameterFormula(string kind) => kind switch
-    {
-        LayerKinds.Embedding => "num·dim",
-        LayerKinds.Linear => "in·out",
-        _ => "out·in·k",
-    };
-
-    /// <summary>The layer as the runtime's messages write it: "Linear 512→512", "Embedding 1,000×64",
-    /// "Conv2d 3→16, 9-element kernel".</summary>
-    internal static string Describe(string kind, LayerBudget budget) => kind switch
-    {
-        LayerKinds.Embedding => $"Embedding {Count(budget.InFeatures)}×{Count(budget.OutFeatures)}",
-        LayerKinds.Linear => $"Linear {budget.InFeatures}→{budget.OutFeatures}",
-        _ => $"{kind} {budget.InFeatures}→{budget.OutFeatures}, {budget.KernelElements}-element kernel",
-    };
-
-    private static string Count(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+    private static string Count(long value) => LayerDescription.Count(value);
 }

@@ -13,7 +13,8 @@ using Microsoft.CodeAnalysis.Simplification;
 namespace LoraGen.CodeFixes;
 
 /// <summary>LORA0005: declares the field <c>Module&lt;Tensor, Tensor&gt;</c> (written as short as the
-/// file's usings allow) and drops <c>readonly</c>, so the field can hold the LoRA wrapper.</summary>
+/// file's usings allow) where its type cannot hold the LoRA wrapper, and drops <c>readonly</c> where it
+/// has it; the diagnostic's properties say which, and the title names only what changes.</summary>
 [ExportCodeFixProvider(LanguageNames.CSharp, Name = nameof(DeclareModuleFix)), Shared]
 public sealed class DeclareModuleFix : CodeFixProvider
 {
@@ -33,23 +34,38 @@ public sealed class DeclareModuleFix : CodeFixProvider
             var field = root.FindNode(diagnostic.Location.SourceSpan).FirstAncestorOrSelf<FieldDeclarationSyntax>();
             if (field is null)
                 continue;
+            bool declareModule = diagnostic.Properties.ContainsKey(FixProperties.DeclareModule);
+            bool removeReadOnly = diagnostic.Properties.ContainsKey(FixProperties.RemoveReadOnly);
+            string? title = (declareModule, removeReadOnly) switch
+            {
+                (true, true) => "Declare it Module<Tensor, Tensor>, not readonly",
+                (true, false) => "Declare it Module<Tensor, Tensor>",
+                (false, true) => "Remove readonly",
+                _ => null,
+            };
+            if (title is null)
+                continue;
             context.RegisterCodeFix(
                 CodeAction.Create(
-                    "Declare it Module<Tensor, Tensor>, not readonly",
-                    _ => Task.FromResult(context.Document.WithSyntaxRoot(root.ReplaceNode(field, Fixed(field)))),
+                    title,
+                    _ => Task.FromResult(context.Document.WithSyntaxRoot(root.ReplaceNode(field, Fixed(field, declareModule, removeReadOnly)))),
                     nameof(DeclareModuleFix)),
                 diagnostic);
         }
     }
 
-    private static FieldDeclarationSyntax Fixed(FieldDeclarationSyntax field)
+    private static FieldDeclarationSyntax Fixed(FieldDeclarationSyntax field, bool declareModule, bool removeReadOnly)
     {
-        var type = SyntaxFactory.ParseTypeName(ModuleType)
-            .WithTriviaFrom(field.Declaration.Type)
-            .WithAdditionalAnnotations(Simplifier.Annotation);
-        var fixedField = field.WithDeclaration(field.Declaration.WithType(type));
+        var fixedField = field;
+        if (declareModule)
+        {
+            var type = SyntaxFactory.ParseTypeName(ModuleType)
+                .WithTriviaFrom(field.Declaration.Type)
+                .WithAdditionalAnnotations(Simplifier.Annotation);
+            fixedField = field.WithDeclaration(field.Declaration.WithType(type));
+        }
         var readOnly = fixedField.Modifiers.FirstOrDefault(m => m.IsKind(SyntaxKind.ReadOnlyKeyword));
-        if (readOnly.IsKind(SyntaxKind.None))
+        if (!removeReadOnly || readOnly.IsKind(SyntaxKind.None))
             return fixedField;
         var modifiers = fixedField.Modifiers.Remove(readOnly);
         // Keep what stood before 'readonly' (indentation, comments) when it was the first token.

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using LoraGen.SourceShared;
 
 namespace LoraGen.Cli;
 
@@ -70,12 +71,9 @@ internal static class BudgetCommand
         }
         string formula = shape.Kind == LoraLayerKind.Conv2d ? "r·(in·k + out)" : "r·(in + out)";
         string layerFormula = shape.Kind == LoraLayerKind.Conv2d ? "in·out·k" : "in·out";
-        string name = shape.Kind switch
-        {
-            LoraLayerKind.Conv2d => FormattableString.Invariant($"Conv {shape.InFeatures}→{shape.OutFeatures}, {shape.KernelElements}-element kernel"),
-            LoraLayerKind.Embedding => FormattableString.Invariant($"Embedding {shape.InFeatures:N0}×{shape.OutFeatures:N0}"),
-            _ => FormattableString.Invariant($"Linear {shape.InFeatures}→{shape.OutFeatures}"),
-        };
+        // --kind conv stands for either convolution: its kernel may be 3 or 3x3.
+        string name = LayerDescription.Describe(shape.Kind == LoraLayerKind.Conv2d ? "Conv" : shape.Kind.ToString(),
+            shape.InFeatures, shape.OutFeatures, shape.KernelElements);
         long halfRank = shape.HalfSavingRank;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}, rank {rank}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  layer weight ({layerFormula}):  {layer,15:N0} parameters"));

@@ -33,10 +33,5 @@ public readonly record struct LoraLayerShape(LoraLayerKind Kind, long InFeatures
     public long HalfSavingRank => Budget.HalfSavingRank;
 
     /// <summary>The layer as a person would write it, e.g. "Linear 512→512" or "Conv2d 3→16, 9-element kernel".</summary>
-    public override string ToString() => Kind switch
-    {
-        LoraLayerKind.Embedding => FormattableString.Invariant($"Embedding {InFeatures:N0}×{OutFeatures:N0}"),
-        LoraLayerKind.Linear => FormattableString.Invariant($"Linear {InFeatures}→{OutFeatures}"),
-        _ => FormattableString.Invariant($"{Kind} {InFeatures}→{OutFeatures}, {KernelElements}-element kernel"),
-    };
+    public override string ToString() => LayerDescription.Describe(Kind.ToString(), InFeatures, OutFeatures, KernelElements);
 }

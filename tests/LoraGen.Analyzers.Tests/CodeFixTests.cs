@@ -1,4 +1,7 @@
 using LoraGen.CodeFixes;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CodeFixes;
+using Microsoft.CodeAnalysis.CSharp;
 using static LoraGen.Analyzers.Tests.Code;
 
 namespace LoraGen.Analyzers.Tests;
@@ -74,6 +77,22 @@ public sealed class CodeFixTests
             // the value projection
             Module<Tensor, Tensor> v_proj = Linear(64, 64);
         """));
+
+    [Fact]
+    public Task Declare_module_changes_only_what_stops_the_field_holding_the_wrapper() => CodeFixTest<DeclareModuleFix>.Run(Module("[LoraTarget]", """
+            private readonly Module {|LORA0005:q_proj|} = Linear(64, 64);
+            private TorchSharp.Modules.Linear {|LORA0005:v_proj|} = Linear(64, 64);
+        """), Module("[LoraTarget]", """
+            private Module q_proj = Linear(64, 64);
+            private Module<Tensor, Tensor> v_proj = Linear(64, 64);
+        """));
+
+    [Theory]
+    [InlineData("private readonly TorchSharp.Modules.Linear fc = Linear(64, 64);", "Declare it Module<Tensor, Tensor>, not readonly")]
+    [InlineData("private TorchSharp.Modules.Linear fc = Linear(64, 64);", "Declare it Module<Tensor, Tensor>")]
+    [InlineData("private readonly Module<Tensor, Tensor> fc = Linear(64, 64);", "Remove readonly")]
+    public async Task Declare_module_title_names_only_the_changes_it_makes(string field, string title) =>
+        Assert.Equal([title], await FixTitles(new DeclareModuleFix(), Module("[LoraTarget]", "    " + field), "LORA0005"));
 
     [Fact]
     public Task Declare_module_writes_the_full_name_where_no_usings_shorten_it() => CodeFixTest<DeclareModuleFix>.Run("""
@@ -163,4 +182,20 @@ public sealed class CodeFixTests
             private Module<Tensor, Tensor> fc = Linear(8, 8);
             [LoraTarget(Rank = 16)] private Module<Tensor, Tensor> big = Linear(64, 64);
         """));
+
+    /// <summary>The titles <paramref name="fix"/> offers for each <paramref name="id"/> the analyzer reports in <paramref name="source"/>.</summary>
+    private static async Task<string[]> FixTitles(CodeFixProvider fix, string source, string id)
+    {
+        using var workspace = new AdhocWorkspace();
+        var document = workspace.CurrentSolution
+            .AddProject("UserCode", "UserCode", LanguageNames.CSharp)
+            .WithParseOptions(new CSharpParseOptions(LanguageVersion.Latest))
+            .WithCompilationOptions(new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary))
+            .AddMetadataReferences(TestReferences.All)
+            .AddDocument("Source.cs", source);
+        var titles = new List<string>();
+        foreach (var diagnostic in RunAnalyzer.On(source).Where(d => d.Id == id))
+            await fix.RegisterCodeFixesAsync(new CodeFixContext(document, diagnostic, (action, _) => titles.Add(action.Title), CancellationToken.None));
+        return [.. titles];
+    }
 }

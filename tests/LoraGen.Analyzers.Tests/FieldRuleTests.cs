@@ -52,6 +52,18 @@ public sealed class FieldRuleTests
         "    private Module<Tensor, Tensor> fc = Linear(64, 64);\n    private readonly TorchSharp.Modules.Linear frozen = Linear(64, 64);"));
 
     [Fact]
+    public void Lora0005_message_for_a_readonly_module_field_asks_only_to_remove_readonly() =>
+        Assert.Equal(
+            "'fc' is a LoRA target but is readonly, so the wrapper cannot be stored in it; remove 'readonly'",
+            RunAnalyzer.Message(Module("[LoraTarget]", "    private readonly Module<Tensor, Tensor> fc = Linear(64, 64);"), "LORA0005"));
+
+    [Fact]
+    public void Lora0005_message_for_a_writable_sealed_type_asks_only_for_the_module_type() =>
+        Assert.Equal(
+            "'fc' is a LoRA target but is declared as 'Linear', a type the wrapper is not, so the wrapper cannot be stored in it; declare it 'Module<Tensor, Tensor> fc'",
+            RunAnalyzer.Message(Module("[LoraTarget]", "    private TorchSharp.Modules.Linear fc = Linear(64, 64);"), "LORA0005"));
+
+    [Fact]
     public void Lora0005_message_says_both_problems() =>
         Assert.Equal(
             "'fc' is a LoRA target but is readonly and declared as 'Linear', a type the wrapper is not, so the wrapper cannot be stored in it; declare it 'Module<Tensor, Tensor> fc' without readonly",

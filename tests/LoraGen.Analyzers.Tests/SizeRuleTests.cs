@@ -17,7 +17,7 @@ public sealed class SizeRuleTests
     [Fact]
     public void Lora0008_message_shows_the_arithmetic() =>
         Assert.Equal(
-            "Rank 4 on 'fc' (Linear 8→8) needs 4·(8 + 8) = 64 adapter parameters, not fewer than the 64 of the layer itself (in·out), so the adapter saves nothing; Rank = 2 keeps at least half of the layer's 64 parameters saved",
+            "Rank 4 on 'fc' (Linear 8→8) needs 4·(8 + 8) = 64 adapter parameters, not fewer than the 64 of the layer itself (in·out), so the adapter saves nothing; use a rank of at most 3 (Rank = 2 keeps at least half of the layer's 64 parameters saved)",
             RunAnalyzer.Message(Module("[LoraTarget(Rank = 4)]", "    private Module<Tensor, Tensor> fc = Linear(8, 8);"), "LORA0008"));
 
     [Fact]
@@ -69,8 +69,15 @@ public sealed class SizeRuleTests
     [Fact]
     public void Lora0007_message_gives_the_bound_and_the_suggestion() =>
         Assert.Equal(
-            "Rank 4 on 'fc' (Linear 16→4) is at least min(in, out) = 4, so B·A can express any update and LoRA restricts nothing; Rank = 1 keeps at least half of the layer's 64 parameters saved",
+            "Rank 4 on 'fc' (Linear 16→4) is at least min(in, out) = 4, so B·A can express any update and LoRA restricts nothing; use a rank of at most 3 (Rank = 1 keeps at least half of the layer's 64 parameters saved)",
             RunAnalyzer.Message(Module("[LoraTarget(Rank = 4)]", "    private Module<Tensor, Tensor> fc = Linear(16, 4);"), "LORA0007"));
+
+    [Fact]
+    public void Lora0008_when_no_rank_saves_half_names_the_largest_that_saves() =>
+        // Linear 3→3: 9 parameters, 6 a rank; rank 1 (6 < 9) saves, but not half; rank 2 (12) saves nothing.
+        Assert.EndsWith(
+            "; use a rank of at most 1, or leave it out of the targets: even Rank = 1 saves less than half of this small layer",
+            RunAnalyzer.Message(Module("[LoraTarget(Rank = 2)]", "    private Module<Tensor, Tensor> fc = Linear(3, 3);"), "LORA0008"));
 
     [Fact]
     public void Lora0008_on_a_layer_too_small_to_save_anything_says_so() =>

@@ -32,9 +32,9 @@ public sealed class ValidationTests
         var model = new ConfigurableBlock(16, 32, upConfig: new LoraConfig { Rank = 16 });
         var error = Assert.Throws<LoraConfigurationException>(() => model.ApplyLora());
         Assert.Equal(
-            "LoRA target 'up': rank 16 on Linear 16→32 gives 768 adapter parameters, not fewer than the 512 " +
-            "in the layer itself, so LoRA saves nothing. Use a rank of at most 10 (rank 5 keeps at least half of them saved), " +
-            "or set LoraOptions.AllowNoSavings = true if this is intended.",
+            "LoRA target 'up': rank 16 on Linear 16→32 needs 16·(16 + 32) = 768 adapter parameters, not fewer than the 512 " +
+            "of the layer itself (in·out), so the adapter saves nothing; use a rank of at most 10 (Rank = 5 keeps at least half " +
+            "of the layer's 512 parameters saved), or set LoraOptions.AllowNoSavings = true if this is intended.",
             error.Message);
     }
 
@@ -113,7 +113,7 @@ public sealed class ValidationTests
             model.ApplyLora(new LoraOptions { Reconfigure = (_, config) => config with { Rank = 16 } }));
         // Every refused target in one message, each with its numbers.
         Assert.StartsWith("4 LoRA targets cannot be adapted; nothing was changed.", error.Message);
-        Assert.Contains("LoRA target 'blocks.0.up': rank 16 on Linear 16→32 gives 768 adapter parameters", error.Message);
+        Assert.Contains("LoRA target 'blocks.0.up': rank 16 on Linear 16→32 needs 16·(16 + 32) = 768 adapter parameters", error.Message);
         Assert.Contains("LoRA target 'blocks.1.down': rank 16 on Linear 32→16", error.Message);
         Assert.Equal("blocks.0.up", error.Target);
         Assert.Empty(model.LoraLayers());

@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using LoraGen.Generators.Model;
+using LoraGen.SourceShared;
 
 namespace LoraGen.Generators.Emit;
 
@@ -115,16 +116,11 @@ internal static class Emitter
             return $"{target.Field}: layer known at run time, {options}";
         if (target.InFeatures is not { } inFeatures || target.OutFeatures is not { } outFeatures || target.KernelElements is not { } kernel)
             return $"{target.Field}: {target.Kind} (sizes known at run time), {options}";
-        long layer = inFeatures * outFeatures * kernel;
-        long adapter = target.Rank * (inFeatures * kernel + outFeatures);
-        string shape = target.Kind switch
-        {
-            "Embedding" => string.Format(CultureInfo.InvariantCulture, "Embedding {0:N0}×{1:N0}", inFeatures, outFeatures),
-            "Linear" => string.Format(CultureInfo.InvariantCulture, "Linear {0}→{1}", inFeatures, outFeatures),
-            _ => string.Format(CultureInfo.InvariantCulture, "{0} {1}→{2}, {3}-element kernel", target.Kind, inFeatures, outFeatures, kernel),
-        };
+        var budget = new LayerBudget(inFeatures, outFeatures, kernel);
+        long layer = budget.LayerParameters, adapter = budget.AdapterParameters(target.Rank);
         return string.Format(CultureInfo.InvariantCulture, "{0}: {1}, {2}: {3:N0} trainable of {4:N0}, {5:F1}%",
-            target.Field, shape, options, adapter, layer, layer == 0 ? 0 : 100.0 * adapter / layer);
+            target.Field, LayerDescription.Describe(target.Kind, inFeatures, outFeatures, kernel), options, adapter, layer,
+            layer == 0 ? 0 : 100.0 * adapter / layer);
     }
 
     private static string TargetInfoExpression(LoraTargetSpec target)

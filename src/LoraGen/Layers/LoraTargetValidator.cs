@@ -1,4 +1,5 @@
 using System.Globalization;
+using LoraGen.SourceShared;
 
 namespace LoraGen;
 
@@ -12,16 +13,9 @@ internal static class LoraTargetValidator
         config.Validate(target);
         if (options.AllowNoSavings || shape.SavesParameters(config.Rank))
             return;
-        string remedy = (shape.MaxSavingRank, shape.HalfSavingRank) switch
-        {
-            (0, _) => "No rank saves parameters on a layer this small: leave it out of Targets",
-            (var max, 0) => string.Create(CultureInfo.InvariantCulture, $"Use a rank of at most {max}"),
-            (var max, var half) => string.Create(CultureInfo.InvariantCulture,
-                $"Use a rank of at most {max} (rank {half} keeps at least half of them saved)"),
-        };
+        var budget = new LayerBudget(shape.InFeatures, shape.OutFeatures, shape.KernelElements);
         throw new LoraConfigurationException(target, string.Create(CultureInfo.InvariantCulture,
-            $"rank {config.Rank} on {shape} gives {shape.AdapterParameters(config.Rank):N0} adapter parameters, " +
-            $"not fewer than the {shape.BaseWeightParameters:N0} in the layer itself, so LoRA saves nothing. " +
-            $"{remedy}, or set LoraOptions.AllowNoSavings = true if this is intended."));
+            $"rank {config.Rank} on {shape} {LayerDescription.NoSavings(shape.Kind.ToString(), budget, config.Rank)}; " +
+            $"{LayerDescription.Remedy(budget)}, or set LoraOptions.AllowNoSavings = true if this is intended."));
     }
 }
