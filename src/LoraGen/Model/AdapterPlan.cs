@@ -79,7 +79,8 @@ internal sealed class AdapterPlan
                 case TargetMatch.Excluded:
                     excluded++;
                     break;
-                case TargetMatch.Targeted when edge.Module is nn.Module<Tensor, Tensor> layer and not LoraLayer:
+                case TargetMatch.Targeted when edge.Module is Linear or Embedding or Conv1d or Conv2d:
+                    var layer = (nn.Module<Tensor, Tensor>)edge.Module;
                     var chosen = config.ConfigFor(key);
                     if (options.Reconfigure is { } reconfigure)
                         chosen = reconfigure(edge.Path, chosen);
