@@ -31,7 +31,7 @@ internal static class PeftConfigKeys
         ("trainable_token_indices", "trained rows of the embedding (trainable_tokens_delta tensors) replace rows of the base embedding",
             $"LoraGen does not read trainable tokens; {MergeInPeft}"),
         ("megatron_config", "Megatron tensor-parallel LoRA layers: the adapter tensors are sharded across ranks",
-            "gather the adapter into a single-device PEFT model and save it without megatron_config"),
+            "LoraGen reads whole tensors; gather the adapter into a single-device PEFT model and save it without megatron_config"),
         ("use_qalora", "QA-LoRA: the input is pooled in groups (qalora_group_size) before lora_A, on a GPTQ-quantized base",
             $"LoraGen does not pool inputs; {MergeInPeft}"),
         ("alora_invocation_tokens", "activated LoRA: the adapter applies only from the invocation tokens on, not to the whole sequence",
@@ -41,9 +41,9 @@ internal static class PeftConfigKeys
         ("arrow_config", "Arrow routing: each token picks among several task adapters",
             "LoraGen applies one adapter everywhere; load the task adapters one at a time, without arrow_config"),
         ("kasa_config", "KaSA: the base weight is truncated by SVD (its r smallest components removed) and a lora_diag vector scales the update",
-            $"the adapter only means something against the truncated base; {MergeInPeft}"),
+            $"the adapter only means something against the truncated base, which LoraGen does not compute; {MergeInPeft}"),
         ("enable_lora", "PEFT 0.2's MergedLinear: LoRA on some parts of a fused layer only (e.g. q and v of a fused qkv)",
-            "load it in that PEFT version and merge it (merge_and_unload()), or retrain with a current PEFT"),
+            "LoraGen has no partly adapted fused layers; load it in that PEFT version and merge it (merge_and_unload()), or retrain with a current PEFT"),
         ("velora_config", "VeLoRA: the eval forward and merge are plain LoRA, but the weights file also holds lora_velora_embed buffers",
             "LoraGen would meet those tensors as unknown ones; to use it as plain LoRA, delete the lora_velora_embed tensors from adapter_model.safetensors and set velora_config to null"),
         ("monteclora_config", "MonteCLoRA: sampling happens in training only (the eval forward and merge are plain LoRA), but the weights file also holds lora_monteclora_sampler parameters",
@@ -99,7 +99,7 @@ internal static class PeftConfigKeys
 
         foreach (var (key, meaning, todo) in ChangesMeaning)
             if (IsSet(obj[key]))
-                refusals.Add($"{key} is {Show(obj[key]!)}: {meaning}. LoraGen cannot read it as plain LoRA: {todo}");
+                refusals.Add($"{key} is {Show(obj[key]!)}: {meaning}. {Capitalized(todo)}");
         return refusals;
     }
 
