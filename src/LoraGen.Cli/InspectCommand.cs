@@ -39,16 +39,19 @@ internal static class InspectCommand
 
         var w = output;
         w.WriteLine($"adapter {directory}");
-        w.WriteLine(Invariant($"  LoRA r {config.Rank}, lora_alpha {config.Alpha:G6}, dropout {config.Dropout:G6}, use_rslora {(config.UseRsLora ? "true" : "false")}, init {config.Init}"));
-        w.WriteLine($"  target_modules: {Join(config.TargetModules)}");
+        w.WriteLine(Invariant($"  LoRA r {config.Rank}, lora_alpha {config.Alpha:G6}, dropout {config.Dropout:G6}, use_rslora {(config.UseRsLora ? "true" : "false")}, init {config.InitLoraWeights ?? config.Init.ToString()}"));
+        foreach (var line in Targets(config))
+            w.WriteLine($"  {line}");
         if (config.RankPattern.Count > 0)
             w.WriteLine($"  rank_pattern: {Join(config.RankPattern.Select(p => $"{p.Key}={p.Value}"))}");
         if (config.AlphaPattern.Count > 0)
             w.WriteLine($"  alpha_pattern: {Join(config.AlphaPattern.Select(p => Invariant($"{p.Key}={p.Value:G6}")))}");
-        if (config.ModulesToSave is { Count: > 0 } modules)
-            w.WriteLine($"  modules_to_save: {Join(modules)}");
+        if (config.TaskType is { } taskType)
+            w.WriteLine($"  task_type: {taskType}");
         if (config.BaseModelNameOrPath is { } baseModel)
             w.WriteLine($"  base_model_name_or_path: {baseModel}");
+        foreach (var note in config.Notes)
+            w.WriteLine($"  note: {note}");
 
         w.WriteLine();
         w.WriteLine($"{"layer",-28} {"kind",-9} {"rank",4} {"scaling",8} {"A",-16} {"B",-16} {"parameters",12}");
@@ -69,6 +72,42 @@ internal static class InspectCommand
             $"; dtypes {Join(weights.Tensors.Select(t => t.DType.ToString()).Distinct())}");
         long weightsBytes = new FileInfo(weights.Source).Length, configBytes = new FileInfo(Path.Combine(directory, AdapterConfig.FileName)).Length;
         w.WriteLine(Invariant($"on disk: {weightsBytes + configBytes:N0} bytes ({AdapterDirectory.WeightsFileName} {weightsBytes:N0}, {AdapterConfig.FileName} {configBytes:N0})"));
+    }
+
+    /// <summary>The module selection as PEFT matches it (AdapterConfig.Match): target_modules as names or
+    /// <c>.name</c> suffixes, a whole-path regex, or all-linear; then exclude_modules, the layer filter and
+    /// modules_to_save with the heads PEFT adds for the task type.</summary>
+    private static IEnumerable<string> Targets(AdapterConfig config)
+    {
+        yield return config.TargetModulesPattern switch
+        {
+            { } all when string.Equals(all, AdapterConfig.AllLinear, StringComparison.OrdinalIgnoreCase) =>
+                "target_modules: all-linear (every Linear but the output head)",
+            { } pattern => $"target_modules: regex (whole path): {pattern}",
+            null when config.TargetModules.Count == 0 => "target_modules: (none; PEFT would use its default for the model's architecture)",
+            null => $"target_modules (names or .name suffixes): {Join(config.TargetModules)}",
+        };
+        if (config.ExcludeModulesPattern is { } exclude)
+            yield return $"exclude_modules: regex (whole path): {exclude}";
+        else if (config.ExcludeModules.Count > 0)
+            yield return $"exclude_modules (names or .name suffixes): {Join(config.ExcludeModules)}";
+        if (config.LayersToTransform is { Count: > 0 } layers)
+            yield return $"layers_to_transform: {Join(layers.Select(i => i.ToString(CultureInfo.InvariantCulture)))} " +
+                (config.LayersPattern is { Count: > 0 } patterns
+                    ? $"(the index after layers_pattern {Join(patterns)})"
+                    : "(the index of the first numbered segment after a named one)");
+        var saved = config.EffectiveModulesToSave;
+        if (saved.Count > 0)
+        {
+            yield return $"modules_to_save (trained in full, not adapted): {Join(saved)}";
+            var heads = AdapterConfig.HeadModulesOf(config.TaskType);
+            if (heads.Count > 0)
+            {
+                var added = heads.Where(head => config.ModulesToSave?.Contains(head, StringComparer.Ordinal) != true).ToList();
+                yield return $"  {Join(heads)}: the heads PEFT adds for task_type {config.TaskType}" +
+                    (added.Count > 0 ? $" ({Join(added)} not in the file's list, added as PEFT does)" : "");
+            }
+        }
     }
 
     private static string Join(IEnumerable<string> values)

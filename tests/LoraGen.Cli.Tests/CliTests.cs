@@ -49,7 +49,7 @@ public sealed class CliTests
         var (code, output, error) = Run("inspect", adapter);
         Assert.True(code == 0, error);
         Assert.Contains("LoRA r 1, lora_alpha 2, dropout 0, use_rslora false", output);
-        Assert.Contains("target_modules: proj", output);
+        Assert.Contains("target_modules (names or .name suffixes): proj", output);
         Assert.Matches(@"proj\s+Linear\s+1\s+2\s+\[1, 3\]\s+\[2, 1\]\s+5", output);
         Assert.Contains("1 adapted layers, 5 adapter parameters; dtypes F32", output);
         long size = new FileInfo(Path.Combine(adapter, "adapter_model.safetensors")).Length + new FileInfo(Path.Combine(adapter, "adapter_config.json")).Length;
@@ -67,7 +67,7 @@ public sealed class CliTests
         Assert.Contains("Invalid safetensors file", error);
         Assert.Contains("the header claims", error);
 
-        File.WriteAllText(Path.Combine(adapter, "adapter_config.json"), "{\"r\": -3}");
+        File.WriteAllText(Path.Combine(adapter, "adapter_config.json"), "{\"peft_type\": \"LORA\", \"r\": -3}");
         (code, _, error) = Run("inspect", adapter);
         Assert.Equal(1, code);
         Assert.Contains("r must be a whole number of at least 1, but it is -3", error);

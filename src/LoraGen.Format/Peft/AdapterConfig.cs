@@ -8,9 +8,10 @@ namespace LoraGen.Files;
 /// <summary>
 /// PEFT's <c>adapter_config.json</c> for a LoRA adapter: the global rank and alpha, with per-module
 /// overrides in <see cref="RankPattern"/> and <see cref="AlphaPattern"/>. Reading tolerates keys LoraGen
-/// does not use (PEFT adds new ones often) and refuses, with a <see cref="LoraFileException"/>, values that
-/// would change what the weights mean and that LoraGen does not implement (DoRA, trained biases,
-/// <c>fan_in_fan_out</c>, another PEFT method).
+/// does not use (PEFT adds new ones often) and refuses, with a <see cref="LoraFileException"/> that names every
+/// such key at once, values that would change what the weights mean and that LoraGen does not implement (another
+/// PEFT method, no <c>peft_type</c>, DoRA, trained biases, <c>fan_in_fan_out</c>, an <c>init_lora_weights</c> that
+/// rewrites the base weights such as PiSSA, and the other variants; see docs/file-formats.md).
 /// </summary>
 public sealed record AdapterConfig
 {
@@ -34,6 +35,15 @@ public sealed record AdapterConfig
 
     /// <summary>PEFT's <c>init_lora_weights</c>: <c>"gaussian"</c> or the default.</summary>
     public LoraInit Init { get; init; }
+
+    /// <summary>PEFT's <c>init_lora_weights</c> as the file writes it (<c>true</c>, <c>false</c>, <c>gaussian</c>,
+    /// <c>eva</c>, <c>orthogonal</c>, <c>mica</c>: the ones LoraGen reads as plain LoRA, since they only decide how A and B
+    /// start); null when the file does not say, or for a config not read from a file.</summary>
+    public string? InitLoraWeights { get; init; }
+
+    /// <summary>What the reader accepted but a user should know (e.g. <c>init_lora_weights "mica"</c>, or a set key no
+    /// PEFT version LoraGen knows writes); empty for a config not read from a file.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
 
     /// <summary>The <c>target_modules</c> value that selects every Linear layer except the model's output head.</summary>
     public const string AllLinear = "all-linear";
@@ -175,14 +185,14 @@ public sealed record AdapterConfig
 
     private static AdapterConfig FromJson(JsonObject obj, string source)
     {
-        if (Text(obj, "peft_type") is { } peftType && peftType != "LORA")
-            throw Error(source, $"peft_type is \"{peftType}\"; LoraGen reads LoRA adapters only (\"LORA\").");
-        if (Flag(obj, "use_dora", source))
-            throw Error(source, "use_dora is true; DoRA adapters are not supported. Train a plain LoRA adapter.");
-        if (Flag(obj, "fan_in_fan_out", source))
-            throw Error(source, "fan_in_fan_out is true (weights stored transposed, GPT-2's Conv1D); LoraGen supports Linear, Embedding, Conv1d and Conv2d only.");
-        if (Text(obj, "bias") is { } bias && bias != "none")
-            throw Error(source, $"bias is \"{bias}\"; LoraGen adapters train no biases, so only \"none\" can be read.");
+        // Everything that makes the weights mean something other than plain LoRA, in one message: a user who fixes
+        // one key should not meet the next on the following try.
+        var refusals = PeftConfigKeys.Refusals(obj);
+        if (refusals.Count == 1)
+            throw Error(source, refusals[0] + ".");
+        if (refusals.Count > 1)
+            throw Error(source, $"LoraGen cannot read it as a plain LoRA adapter, for {refusals.Count} reasons: " +
+                string.Join("; ", refusals.Select((refusal, i) => $"({i + 1}) {refusal}")) + ".");
 
         int rank = obj["r"] is null ? 8 : PositiveRank(obj["r"]!, "r", source);
         double alpha = obj["lora_alpha"] is null ? 8 : PositiveNumber(obj["lora_alpha"]!, "lora_alpha", source);
@@ -225,7 +235,9 @@ public sealed record AdapterConfig
             Dropout = dropout,
             UseRsLora = Flag(obj, "use_rslora", source),
             Init = obj["init_lora_weights"] is JsonValue init && init.GetValueKind() == JsonValueKind.String
-                && init.GetValue<string>() == "gaussian" ? LoraInit.Gaussian : LoraInit.Default,
+                && string.Equals(init.GetValue<string>(), "gaussian", StringComparison.OrdinalIgnoreCase) ? LoraInit.Gaussian : LoraInit.Default,
+            InitLoraWeights = obj["init_lora_weights"]?.ToJsonString().Trim('"'),
+            Notes = PeftConfigKeys.Notes(obj),
             TargetModules = target.Names,
             TargetModulesPattern = target.Pattern,
             ExcludeModules = exclude.Names,
