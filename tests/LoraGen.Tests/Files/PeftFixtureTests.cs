@@ -132,7 +132,7 @@ public sealed class PeftFixtureTests
             ("\"bias\": \"none\"", "\"bias\": \"all\"", "bias is \"all\""),
             ("\"peft_type\": \"LORA\"", "\"peft_type\": \"IA3\"", "peft_type is \"IA3\""),
             ("\"r\": 2", "\"r\": 0", "r must be a whole number of at least 1, but it is 0"),
-            ("\"rank_pattern\": {}", "\"rank_pattern\": {\"(\": 2}", "is not a valid .NET regular expression"),
+            ("\"rank_pattern\": {}", "\"rank_pattern\": {\"(\": 2}", "is not a valid regular expression"),
         })
         {
             var error = Assert.Throws<LoraFileException>(() => AdapterConfig.Parse(Encoding.UTF8.GetBytes(Config.Replace(from, to)), "c.json"));
