@@ -14,8 +14,9 @@ namespace LoraGen.Tests.Targeting;
 public class TorchVisionTests
 {
     // Merged vs unmerged adapter output through resnet18 in float32: the merged layers compute conv(x, W + s·B·A)
-    // instead of conv(x, W) + s·conv_B(conv_A(x)), a different rounding at each of the 10 adapted layers.
-    private const double MergeTolerance = 1e-4;
+    // instead of conv(x, W) + s·conv_B(conv_A(x)), a different rounding at each of the 10 adapted layers. Measured
+    // 4.5e-7 (max |merged − unmerged| / max |unmerged|), against an adapter effect of 0.11 absolute on logits of ~1.
+    private const double MergeTolerance = 1e-5;
 
     private static Tensor Input(int size, long seed = 7)
     {
