@@ -204,6 +204,23 @@ public class TorchVisionTests
     }
 
     [Fact]
+    public void Alexnet_all_linear_wraps_the_classifier_linears_but_the_head()
+    {
+        using var model = torchvision.models.alexnet(num_classes: 10);
+        model.eval();
+        using var x = Input(64);
+        using var before = Forward(model, x);
+        var linears = model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear).Select(m => m.name).ToList();
+        Assert.Equal(["classifier.1", "classifier.4", "classifier.6"], linears);
+
+        model.ApplyLora(new AdapterConfig { Rank = 4, TargetModulesPattern = AdapterConfig.AllLinear });
+        Assert.Equal(["classifier.1", "classifier.4"], AdaptedPaths(model));
+        SetLoraB(model);
+        using var adapted = Forward(model, x);
+        Assert.False(Closeness.BitIdentical(adapted, before), "setting lora_B did not change the output");
+    }
+
+    [Fact]
     public void GoogleNet_fc_is_refused_naming_its_sealed_field_and_the_model_is_untouched()
     {
         using var model = torchvision.models.googlenet(num_classes: 10);
