@@ -11,7 +11,7 @@ internal static class InspectCommand
     public static Command Create(TextWriter output)
     {
         var directory = new Argument<string>("adapter-dir") { Description = "A directory holding adapter_config.json and adapter_model.safetensors." };
-        var prefix = new Option<string>("--key-prefix") { Description = "What precedes module paths in the keys.", DefaultValueFactory = _ => "base_model.model." };
+        var prefix = new Option<string>("--key-prefix") { Description = "What precedes module paths in the keys.", DefaultValueFactory = _ => PeftLayout.KeyPrefix };
         var command = new Command("inspect",
             "Show an adapter's config, each adapted layer (kind, rank, scaling, shapes, parameters) and its size on disk, " +
             "after the checks LoadAdapter makes (tensors that disagree with the config: exit code 1, every problem listed).")

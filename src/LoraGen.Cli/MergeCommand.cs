@@ -1,3 +1,4 @@
+using LoraGen.Files;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -18,7 +19,7 @@ internal static class MergeCommand
             Required = true,
         };
         var force = new Option<bool>("--force") { Description = "Allow --out to be the --base checkpoint itself (by any path or link): the base is replaced by the merge." };
-        var prefix = new Option<string>("--key-prefix") { Description = "What precedes module paths in the adapter's keys.", DefaultValueFactory = _ => "base_model.model." };
+        var prefix = new Option<string>("--key-prefix") { Description = "What precedes module paths in the adapter's keys.", DefaultValueFactory = _ => PeftLayout.KeyPrefix };
         var command = new Command("merge", "Write a checkpoint with W + scaling·B·A for every adapted weight (computed in float32, stored in the base dtype). Needs no model code and no TorchSharp.")
         {
             basePath, adapter, outPath, force, prefix,

@@ -12,9 +12,9 @@ namespace LoraGen.Files;
 /// </summary>
 internal static class AdapterConsistency
 {
-    // PEFT's adapter key suffixes after the module path (AdapterMerge.SplitAdapterKey splits keys with these).
-    internal const string LinearA = ".lora_A.weight", LinearB = ".lora_B.weight";
-    internal const string EmbeddingA = ".lora_embedding_A", EmbeddingB = ".lora_embedding_B";
+    // PEFT's adapter parameter names after the module path (PeftLayout.SplitAdapterKey splits keys into these).
+    private const string LinearA = PeftLayout.LoraA + ".weight", LinearB = PeftLayout.LoraB + ".weight";
+    private const string EmbeddingA = PeftLayout.EmbeddingA, EmbeddingB = PeftLayout.EmbeddingB;
     private const int KeysShown = 3;
 
     /// <summary>Reads the file's keys against the config and lists every problem; throws only for a config
@@ -39,7 +39,7 @@ internal static class AdapterConsistency
                 continue;
             }
             string key = tensor.Name[keyPrefix.Length..];
-            if (AdapterMerge.SplitAdapterKey(key) is var (path, suffix))
+            if (PeftLayout.SplitAdapterKey(key) is var (path, suffix))
                 (byPath.TryGetValue(path, out var parts) ? parts : byPath[path] = []).Add((suffix, tensor));
             else
                 saved.Add((key, tensor));
@@ -140,7 +140,7 @@ internal static class AdapterConsistency
             : string.Create(CultureInfo.InvariantCulture, $"disagree on the rank: {a.Shape[0]} in A, {b.Shape[1]} in B");
     }
 
-    private static string Name(string suffix) => suffix[1..];
+    private static string Name(string suffix) => suffix;
 
     private static string Partner(string suffix) => suffix switch
     {

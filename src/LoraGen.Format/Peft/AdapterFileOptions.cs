@@ -12,7 +12,7 @@ public sealed record AdapterFileOptions
 
     /// <summary>What PEFT puts before every module path: <c>base_model.model.</c> (the PeftModel wrapper
     /// and the LoraModel inside it). Use <c>""</c> for bare paths.</summary>
-    public string KeyPrefix { get; init; } = "base_model.model.";
+    public string KeyPrefix { get; init; } = Files.PeftLayout.KeyPrefix;
 
     /// <summary>
     /// Maps a module path in the C# model (e.g. <c>blocks.0.attn.q</c>) to the module path in the

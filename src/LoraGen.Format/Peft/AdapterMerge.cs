@@ -21,9 +21,6 @@ public sealed record AdapterMergeResult(int MergedWeights, int ReplacedTensors, 
 /// </summary>
 public static class AdapterMerge
 {
-    private static readonly string[] AdapterSuffixes =
-        [AdapterConsistency.LinearA, AdapterConsistency.LinearB, AdapterConsistency.EmbeddingA, AdapterConsistency.EmbeddingB];
-
     /// <summary>
     /// Writes <paramref name="outputCheckpoint"/> (atomically) as <paramref name="baseCheckpoint"/> with the
     /// adapter merged in. Everything is checked before the output is written: the adapter against its own config
@@ -56,17 +53,6 @@ public static class AdapterMerge
         var metadata = new Dictionary<string, string>(checkpoint.Metadata) { ["format"] = "pt" };
         SafetensorsWriter.WriteFile(outputCheckpoint, tensors, metadata);
         return plan.Result;
-    }
-
-    /// <summary>Splits an adapter key (without its prefix) into the module path and the adapter suffix
-    /// (<c>.lora_A.weight</c>, <c>.lora_B.weight</c>, <c>.lora_embedding_A</c>, <c>.lora_embedding_B</c>);
-    /// null for any other key, such as a <c>modules_to_save</c> tensor.</summary>
-    public static (string Path, string Suffix)? SplitAdapterKey(string key)
-    {
-        foreach (var suffix in AdapterSuffixes)
-            if (key.EndsWith(suffix, StringComparison.Ordinal) && key.Length > suffix.Length)
-                return (key[..^suffix.Length], suffix);
-        return null;
     }
 
     /// <summary>W + s·Δ for one weight, Δ[o, j] = Σ_r B[o, r]·A[r, j] (or its transpose for embeddings).</summary>

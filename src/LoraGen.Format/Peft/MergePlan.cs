@@ -38,7 +38,7 @@ internal sealed class MergePlan
         var dropped = new HashSet<string>(StringComparer.Ordinal);
         foreach (var tensor in checkpoint.Tensors)
         {
-            if (AdapterMerge.SplitAdapterKey(tensor.Name) is var (path, _))
+            if (PeftLayout.SplitAdapterKey(tensor.Name) is var (path, _))
             {
                 if (adapted.Contains(path))
                     dropped.Add(tensor.Name);
@@ -47,7 +47,7 @@ internal sealed class MergePlan
                         "merge that adapter into the checkpoint first, or save the checkpoint before ApplyLora");
                 continue;
             }
-            string outputKey = tensor.Name.Replace(".base_layer.", ".", StringComparison.Ordinal);
+            string outputKey = PeftLayout.WithoutBaseLayer(tensor.Name);
             if (!baseByOutputKey.TryAdd(outputKey, tensor))
                 problems.Add($"the base checkpoint holds both '{baseByOutputKey[outputKey].Name}' and '{tensor.Name}'");
         }
@@ -78,7 +78,7 @@ internal sealed class MergePlan
         string path = layer.Path, weightKey = path + ".weight";
         if (!baseByOutputKey.TryGetValue(weightKey, out var weight))
         {
-            problems.Add($"the base checkpoint has no '{weightKey}' (nor '{path}.base_layer.weight') for adapter '{path}'");
+            problems.Add($"the base checkpoint has no '{weightKey}' (nor '{path}.{PeftLayout.BaseLayer}.weight') for adapter '{path}'");
             return;
         }
         if (!weight.DType.IsFloatingPoint())

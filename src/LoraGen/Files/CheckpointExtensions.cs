@@ -118,7 +118,7 @@ public static class CheckpointExtensions
         var layers = LoraTree.Layers(model).ToList();
         var adapterKeys = layers.SelectMany(entry => entry.Layer.NamedAdapterParameters.Select(p => LoraTree.Join(entry.Path, p.Name)))
             .ToHashSet(StringComparer.Ordinal);
-        var basePrefixes = layers.Select(entry => (Wrapped: LoraTree.Join(entry.Path, "base_layer") + ".", Plain: entry.Path.Length == 0 ? "" : entry.Path + "."))
+        var basePrefixes = layers.Select(entry => (Wrapped: LoraTree.Join(entry.Path, PeftLayout.BaseLayer) + ".", Plain: entry.Path.Length == 0 ? "" : entry.Path + "."))
             .ToList();
         var weights = new List<(string, Tensor)>();
         foreach (var (key, value) in model.state_dict())

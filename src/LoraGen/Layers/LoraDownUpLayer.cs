@@ -1,3 +1,4 @@
+using LoraGen.Files;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -33,13 +34,13 @@ public abstract class LoraDownUpLayer : LoraLayer
         InitializeDownProjection(WeightOf(loraA));
         using (no_grad())
             nn.init.zeros_(WeightOf(loraB));
-        register_module("lora_A", loraA);
-        register_module("lora_B", loraB);
+        register_module(PeftLayout.LoraA, loraA);
+        register_module(PeftLayout.LoraB, loraB);
     }
 
     /// <inheritdoc />
     public override IEnumerable<(string Name, Parameter Parameter)> NamedAdapterParameters =>
-        [("lora_A.weight", WeightOf(loraA)), ("lora_B.weight", WeightOf(loraB))];
+        [(PeftLayout.LoraA + ".weight", WeightOf(loraA)), (PeftLayout.LoraB + ".weight", WeightOf(loraB))];
 
     /// <inheritdoc />
     protected override Parameter BaseWeight => WeightOf(BaseLayer);

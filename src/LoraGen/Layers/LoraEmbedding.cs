@@ -1,3 +1,4 @@
+using LoraGen.Files;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -18,8 +19,8 @@ public sealed class LoraEmbedding : LoraLayer
     {
         var device = BaseWeight.device;
         var dtype = AdapterTypeFor(BaseWeight.dtype, options);
-        register_parameter("lora_embedding_A", new Parameter(zeros(Rank, Shape.InFeatures, dtype: dtype, device: device)));
-        register_parameter("lora_embedding_B", new Parameter(empty(Shape.OutFeatures, Rank, dtype: dtype, device: device)));
+        register_parameter(PeftLayout.EmbeddingA, new Parameter(zeros(Rank, Shape.InFeatures, dtype: dtype, device: device)));
+        register_parameter(PeftLayout.EmbeddingB, new Parameter(empty(Shape.OutFeatures, Rank, dtype: dtype, device: device)));
         using (no_grad())
             nn.init.normal_(LoraB);
     }
@@ -29,13 +30,13 @@ public sealed class LoraEmbedding : LoraLayer
         new(LoraLayerKind.Embedding, WeightOf(layer).shape[0], WeightOf(layer).shape[1]);
 
     // Read through the registry every time: Module.to() replaces Parameter objects there.
-    private Parameter LoraA => _internal_params["lora_embedding_A"];
+    private Parameter LoraA => _internal_params[PeftLayout.EmbeddingA];
 
-    private Parameter LoraB => _internal_params["lora_embedding_B"];
+    private Parameter LoraB => _internal_params[PeftLayout.EmbeddingB];
 
     /// <inheritdoc />
     public override IEnumerable<(string Name, Parameter Parameter)> NamedAdapterParameters =>
-        [("lora_embedding_A", LoraA), ("lora_embedding_B", LoraB)];
+        [(PeftLayout.EmbeddingA, LoraA), (PeftLayout.EmbeddingB, LoraB)];
 
     /// <inheritdoc />
     protected override Parameter BaseWeight => WeightOf((Embedding)BaseLayer);

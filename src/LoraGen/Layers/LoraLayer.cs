@@ -1,3 +1,4 @@
+using LoraGen.Files;
 using System.Globalization;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -28,7 +29,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         Config = config;
         Shape = shape;
         Scaling = config.Scaling;
-        register_module("base_layer", baseLayer);
+        register_module(PeftLayout.BaseLayer, baseLayer);
         foreach (var parameter in baseLayer.parameters())
             parameter.requires_grad = false;
     }
