@@ -49,7 +49,7 @@ public sealed class LinearLayerTests
         Assert.True(a.abs().max().item<float>() <= bound + 1e-7);
         Assert.True(a.abs().max().item<float>() > 0.8 * bound);
         Assert.Equal(
-            ["base_layer.weight", "base_layer.bias", "lora_A.weight", "lora_B.weight"],
+            ["base_layer.weight", "base_layer.bias", "lora_A.default.weight", "lora_B.default.weight"],
             layer.named_parameters().Select(p => p.name));
     }
 

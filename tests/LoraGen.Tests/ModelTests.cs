@@ -20,9 +20,9 @@ public sealed class ModelTests
         Assert.Equal(
         [
             "blocks.0.up.base_layer.weight", "blocks.0.up.base_layer.bias",
-            "blocks.0.up.lora_A.weight", "blocks.0.up.lora_B.weight",
+            "blocks.0.up.lora_A.default.weight", "blocks.0.up.lora_B.default.weight",
             "blocks.0.down.base_layer.weight", "blocks.0.down.base_layer.bias",
-            "blocks.0.down.lora_A.weight", "blocks.0.down.lora_B.weight",
+            "blocks.0.down.lora_A.default.weight", "blocks.0.down.lora_B.default.weight",
             "blocks.0.norm.weight", "blocks.0.norm.bias",
         ], after.Take(10));
         // Without the adapters and the base_layer level, the paths and their order are as before.

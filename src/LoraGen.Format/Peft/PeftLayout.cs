@@ -30,14 +30,22 @@ public static class PeftLayout
     /// <c>lora_embedding_A</c>, <c>lora_embedding_B</c>.</summary>
     public static IReadOnlyList<string> AdapterParameterNames { get; } = [LoraA + ".weight", LoraB + ".weight", EmbeddingA, EmbeddingB];
 
-    /// <summary>Splits an adapter key (without its prefix) into the module path and the adapter parameter name
-    /// (one of <see cref="AdapterParameterNames"/>); null for any other key, such as a <c>modules_to_save</c> tensor.</summary>
+    /// <summary>Splits an adapter key (without its prefix) into the module path and the adapter parameter name as PEFT
+    /// writes it in files (one of <see cref="AdapterParameterNames"/>); null for any other key, such as a
+    /// <c>modules_to_save</c> tensor. In-memory names with an adapter name (<c>x.lora_A.default.weight</c>,
+    /// <c>x.lora_embedding_A.default</c>, as a whole-model checkpoint holds them) split the same way.</summary>
     public static (string Path, string Parameter)? SplitAdapterKey(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
         foreach (var name in AdapterParameterNames)
             if (key.Length > name.Length + 1 && key.EndsWith(name, StringComparison.Ordinal) && key[^(name.Length + 1)] == '.')
                 return (key[..^(name.Length + 1)], name);
+        // path.lora_A.<adapter>.weight, path.lora_embedding_A.<adapter>
+        var parts = key.Split('.');
+        if (parts.Length >= 4 && parts[^1] == "weight" && parts[^3] is LoraA or LoraB)
+            return (string.Join('.', parts[..^3]), parts[^3] + ".weight");
+        if (parts.Length >= 3 && parts[^2] is EmbeddingA or EmbeddingB)
+            return (string.Join('.', parts[..^2]), parts[^2]);
         return null;
     }
 

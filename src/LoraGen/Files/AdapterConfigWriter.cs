@@ -8,14 +8,15 @@ namespace LoraGen;
 /// <c>lora_alpha</c>, every other layer in <c>rank_pattern</c> / <c>alpha_pattern</c> under its path.</summary>
 internal static class AdapterConfigWriter
 {
-    public static AdapterConfig Describe(nn.Module model, AdapterFileOptions options)
+    public static AdapterConfig Describe(nn.Module model, AdapterFileOptions options, string adapter)
     {
         var layers = LoraTree.Layers(model)
-            .Select(entry => (Path: options.FilePath(entry.Path), entry.Layer.Config))
+            .Where(entry => entry.Layer.AdapterNames.Contains(adapter))
+            .Select(entry => (Path: options.FilePath(entry.Path), Config: entry.Layer.ConfigOf(adapter)))
             .ToList();
         if (layers.Count == 0)
             throw new InvalidOperationException(
-                $"This {model.GetType().Name} has no adapters to save: call ApplyLora() (or LoadAdapter) first.");
+                $"This {model.GetType().Name} has no adapter '{adapter}' to save: call ApplyLora() (or LoadAdapter, AddAdapter) first.");
         if (layers.Select(layer => layer.Config.UseRsLora).Distinct().Count() > 1)
             throw new InvalidOperationException(
                 "Some layers use rsLoRA scaling and others do not; PEFT's adapter_config.json has one use_rslora for all. " +
@@ -37,7 +38,7 @@ internal static class AdapterConfigWriter
         // PEFT lists the task's head names after the user's modules_to_save (PeftModelForSequenceClassification).
         var heads = AdapterConfig.HeadModulesOf(options.TaskType);
         var modulePaths = LoraTree.Modules(model).Skip(1).Select(entry => entry.Path).ToList();
-        var trainable = SavedModuleNames(TrainableModules.Of(model).Select(entry => entry.Path).ToList(), modulePaths, options)
+        var trainable = SavedModuleNames(TrainableModules.Of(model, adapter).Select(entry => entry.Path).ToList(), modulePaths, options)
             .Where(field => !heads.Contains(field))
             .Concat(heads)
             .ToList();
@@ -64,6 +65,8 @@ internal static class AdapterConfigWriter
     private static List<string> TargetNames(nn.Module model, List<string> adapted, AdapterFileOptions options)
     {
         var names = adapted.Select(Leaf).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (names.Count == 0)
+            return names;
         var byNames = new AdapterConfig { TargetModules = names };
         var candidates = LoraTree.Modules(model)
             .Where(entry => entry.Module is LoraLayer or TorchSharp.Modules.Linear or TorchSharp.Modules.Embedding

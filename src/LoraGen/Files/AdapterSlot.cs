@@ -9,14 +9,16 @@ namespace LoraGen;
 /// <param name="Parameter">The parameter in the model.</param>
 internal sealed record AdapterSlot(string Key, Parameter Parameter)
 {
-    /// <summary>Every adapter and <c>Trainable</c> parameter of the model, in the model's order.</summary>
-    public static List<AdapterSlot> Of(nn.Module model, AdapterFileOptions options)
+    /// <summary>Every parameter of adapter <paramref name="adapter"/> and of its trainable modules, in the model's
+    /// order, under the keys PEFT writes (the adapter name left out).</summary>
+    public static List<AdapterSlot> Of(nn.Module model, AdapterFileOptions options, string adapter)
     {
         var slots = new List<AdapterSlot>();
         foreach (var (path, layer) in LoraTree.Layers(model))
-            foreach (var (name, parameter) in layer.NamedAdapterParameters)
-                slots.Add(new AdapterSlot(options.Key(path, name), parameter));
-        foreach (var (path, module) in TrainableModules.Of(model))
+            if (layer.AdapterNames.Contains(adapter))
+                foreach (var (name, parameter) in layer.AdapterParametersOf(adapter))
+                    slots.Add(new AdapterSlot(options.Key(path, name), parameter));
+        foreach (var (path, module) in TrainableModules.Of(model, adapter))
             foreach (var (name, parameter) in module.named_parameters())
                 slots.Add(new AdapterSlot(options.Key(path, name), parameter));
         return slots;

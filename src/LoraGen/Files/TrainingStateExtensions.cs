@@ -12,7 +12,7 @@ public static class TrainingStateExtensions
 {
     /// <summary>
     /// Writes the training state to one safetensors file at <paramref name="path"/> (its directory is created if
-    /// needed): the value of every trainable parameter (<see cref="LoraModelExtensions.NamedLoraParameters"/>: the
+    /// needed): the value of every trainable parameter (<see cref="LoraModelExtensions.NamedLoraParameters(TorchSharp.torch.nn.Module)"/>: the
     /// adapters and the <c>Trainable</c> fields, plus any other model parameter the optimizer updates) and of every
     /// persistent buffer (BatchNorm's running statistics); the optimizer's
     /// param-group hyperparameters (<c>lr</c>, <c>initial_lr</c>, betas, weight decay, …) and per-parameter state

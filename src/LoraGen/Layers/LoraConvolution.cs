@@ -92,10 +92,10 @@ public sealed class LoraConv1d : LoraDownUpLayer
     /// <summary>Wraps <paramref name="baseLayer"/> with a fresh adapter (B = 0, so outputs are unchanged).</summary>
     /// <exception cref="LoraConfigurationException">The options make no sense, the convolution is grouped,
     /// or the adapter would not save parameters.</exception>
-    public LoraConv1d(Conv1d baseLayer, LoraConfig config, LoraOptions? options = null)
-        : base(nameof(LoraConv1d), baseLayer, config, ShapeOf(baseLayer), options ?? LoraOptions.Default,
-            (device, dtype) => CreateDownProjection(baseLayer, config.Rank, device, dtype),
-            (device, dtype) => nn.Conv1d(config.Rank, baseLayer.out_channels, 1, bias: false, device: device, dtype: dtype))
+    public LoraConv1d(Conv1d baseLayer, LoraConfig config, LoraOptions? options = null, string adapter = DefaultAdapter)
+        : base(nameof(LoraConv1d), baseLayer, config, ShapeOf(baseLayer), options ?? LoraOptions.Default, adapter,
+            (rank, device, dtype) => CreateDownProjection(baseLayer, rank, device, dtype),
+            (rank, device, dtype) => nn.Conv1d(rank, baseLayer.out_channels, 1, bias: false, device: device, dtype: dtype))
     {
     }
 
@@ -116,10 +116,10 @@ public sealed class LoraConv2d : LoraDownUpLayer
     /// <summary>Wraps <paramref name="baseLayer"/> with a fresh adapter (B = 0, so outputs are unchanged).</summary>
     /// <exception cref="LoraConfigurationException">The options make no sense, the convolution is grouped,
     /// or the adapter would not save parameters.</exception>
-    public LoraConv2d(Conv2d baseLayer, LoraConfig config, LoraOptions? options = null)
-        : base(nameof(LoraConv2d), baseLayer, config, ShapeOf(baseLayer), options ?? LoraOptions.Default,
-            (device, dtype) => CreateDownProjection(baseLayer, config.Rank, device, dtype),
-            (device, dtype) => nn.Conv2d(config.Rank, baseLayer.out_channels, 1, bias: false, device: device, dtype: dtype))
+    public LoraConv2d(Conv2d baseLayer, LoraConfig config, LoraOptions? options = null, string adapter = DefaultAdapter)
+        : base(nameof(LoraConv2d), baseLayer, config, ShapeOf(baseLayer), options ?? LoraOptions.Default, adapter,
+            (rank, device, dtype) => CreateDownProjection(baseLayer, rank, device, dtype),
+            (rank, device, dtype) => nn.Conv2d(rank, baseLayer.out_channels, 1, bias: false, device: device, dtype: dtype))
     {
     }
 

@@ -5,38 +5,31 @@ using static TorchSharp.torch;
 namespace LoraGen;
 
 /// <summary>
-/// LoRA over an <c>Embedding</c>: <c>y = W[x] + scaling · (Aᵀ[x])·Bᵀ</c>, with <c>lora_embedding_A</c>
+/// LoRA over an <c>Embedding</c>: <c>y = W[x] + scaling · (Aᵀ[x])·Bᵀ</c>, with per adapter <c>lora_embedding_A</c>
 /// [r, num] (zeros) and <c>lora_embedding_B</c> [dim, r] (standard normal), as in PEFT. Embeddings get
 /// no dropout, as in PEFT. The adapter lookup ignores the base's <c>padding_idx</c> and <c>max_norm</c>,
 /// which TorchSharp does not expose.
 /// </summary>
 public sealed class LoraEmbedding : LoraLayer
 {
+    private readonly AdapterContainer loraA = new(PeftLayout.EmbeddingA);
+    private readonly AdapterContainer loraB = new(PeftLayout.EmbeddingB);
+
     /// <summary>Wraps <paramref name="baseLayer"/> with a fresh adapter (A = 0, so outputs are unchanged).</summary>
     /// <exception cref="LoraConfigurationException">The options make no sense, or the adapter would not save parameters.</exception>
-    public LoraEmbedding(Embedding baseLayer, LoraConfig config, LoraOptions? options = null)
-        : base(nameof(LoraEmbedding), baseLayer, config, ShapeOf(baseLayer), options ??= LoraOptions.Default)
+    public LoraEmbedding(Embedding baseLayer, LoraConfig config, LoraOptions? options = null, string adapter = DefaultAdapter)
+        : base(nameof(LoraEmbedding), baseLayer, config, ShapeOf(baseLayer), options ?? LoraOptions.Default)
     {
-        var device = BaseWeight.device;
-        var dtype = AdapterTypeFor(BaseWeight.dtype, options);
-        register_parameter(PeftLayout.EmbeddingA, new Parameter(zeros(Rank, Shape.InFeatures, dtype: dtype, device: device)));
-        register_parameter(PeftLayout.EmbeddingB, new Parameter(empty(Shape.OutFeatures, Rank, dtype: dtype, device: device)));
-        using (no_grad())
-            nn.init.normal_(LoraB);
+        register_module(PeftLayout.EmbeddingA, loraA);
+        register_module(PeftLayout.EmbeddingB, loraB);
+        CreateFirstAdapter(adapter, config);
     }
 
     /// <summary>The sizes of an Embedding: in = number of embeddings, out = embedding dimension.</summary>
     public static LoraLayerShape ShapeOf(Embedding layer) =>
         new(LoraLayerKind.Embedding, WeightOf(layer).shape[0], WeightOf(layer).shape[1]);
 
-    // Read through the registry every time: Module.to() replaces Parameter objects there.
-    private Parameter LoraA => _internal_params[PeftLayout.EmbeddingA];
-
-    private Parameter LoraB => _internal_params[PeftLayout.EmbeddingB];
-
-    /// <inheritdoc />
-    public override IEnumerable<(string Name, Parameter Parameter)> NamedAdapterParameters =>
-        [(PeftLayout.EmbeddingA, LoraA), (PeftLayout.EmbeddingB, LoraB)];
+    private protected override (string A, string B) FactorNames => (PeftLayout.EmbeddingA, PeftLayout.EmbeddingB);
 
     /// <inheritdoc />
     protected override Parameter BaseWeight => WeightOf((Embedding)BaseLayer);
@@ -44,21 +37,38 @@ public sealed class LoraEmbedding : LoraLayer
     private static Parameter WeightOf(Embedding layer) =>
         layer.weight ?? throw new ObjectDisposedException(nameof(Embedding), "The embedding has no weight (was it disposed?).");
 
-    /// <inheritdoc />
-    protected override Tensor AddAdapterOutput(Tensor baseOutput, Tensor x)
+    private protected override void CreateFactors(string adapter, LoraConfig config, Device device, ScalarType dtype)
     {
-        // Aᵀ[x]: row x of Aᵀ for every index, [..., r]; then the output plus scaling · that·Bᵀ in one addmm.
-        using var aT = LoraA.t();
-        using var indices = x.flatten();
-        using var down = aT.index_select(0, indices);
-        return AddLowRankProduct(baseOutput, down, LoraB);
+        var b = new Parameter(empty(Shape.OutFeatures, config.Rank, dtype: dtype, device: device));
+        using (no_grad())
+            nn.init.normal_(b);
+        loraA.AddParameter(adapter, new Parameter(zeros(config.Rank, Shape.InFeatures, dtype: dtype, device: device)));
+        loraB.AddParameter(adapter, b);
     }
 
-    /// <inheritdoc />
-    protected override Tensor DeltaWeight()
+    private protected override void RemoveFactors(string adapter)
+    {
+        loraA.Remove(adapter);
+        loraB.Remove(adapter);
+    }
+
+    private protected override (Parameter A, Parameter B) Factors(string adapter) => (loraA.Parameter(adapter), loraB.Parameter(adapter));
+
+    private protected override Tensor AddAdapterOutput(string adapter, Tensor baseOutput, Tensor x)
+    {
+        // Aᵀ[x]: row x of Aᵀ for every index, [..., r]; then the output plus scaling · that·Bᵀ in one addmm.
+        var (a, b) = Factors(adapter);
+        using var aT = a.t();
+        using var indices = x.flatten();
+        using var down = aT.index_select(0, indices);
+        return AddLowRankProduct(baseOutput, down, b, ScalingOf(adapter));
+    }
+
+    private protected override Tensor DeltaWeight(string adapter)
     {
         using var scope = NewDisposeScope();
-        var product = LoraB.to(MergeType).matmul(LoraA.to(MergeType));
-        return product.t().mul(Scaling).MoveToOuterDisposeScope();
+        var (a, b) = Factors(adapter);
+        var product = b.to(MergeType).matmul(a.to(MergeType));
+        return product.t().mul(ScalingOf(adapter)).MoveToOuterDisposeScope();
     }
 }

@@ -21,12 +21,13 @@ public abstract partial class LoraLayer
     /// <summary>Wraps a supported layer in the matching adapter layer.</summary>
     /// <exception cref="LoraConfigurationException">The layer cannot be adapted, the options make no sense,
     /// or the adapter would not save parameters.</exception>
-    public static LoraLayer Wrap(nn.Module<Tensor, Tensor> layer, LoraConfig config, LoraOptions? options = null) => layer switch
+    public static LoraLayer Wrap(nn.Module<Tensor, Tensor> layer, LoraConfig config, LoraOptions? options = null,
+        string adapter = DefaultAdapter) => layer switch
     {
-        Linear linear => new LoraLinear(linear, config, options),
-        Embedding embedding => new LoraEmbedding(embedding, config, options),
-        Conv1d conv => new LoraConv1d(conv, config, options),
-        Conv2d conv => new LoraConv2d(conv, config, options),
+        Linear linear => new LoraLinear(linear, config, options, adapter),
+        Embedding embedding => new LoraEmbedding(embedding, config, options, adapter),
+        Conv1d conv => new LoraConv1d(conv, config, options, adapter),
+        Conv2d conv => new LoraConv2d(conv, config, options, adapter),
         _ => throw Unsupported(layer, nameof(layer)),
     };
 

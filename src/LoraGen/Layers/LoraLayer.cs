@@ -1,5 +1,5 @@
-using LoraGen.Files;
 using System.Globalization;
+using LoraGen.Files;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -7,18 +7,33 @@ using static TorchSharp.torch;
 namespace LoraGen;
 
 /// <summary>
-/// A frozen base layer plus a low-rank update: <c>y = base(x) + scaling · B(A(dropout(x)))</c>.
-/// Parameters keep PEFT's names (<c>base_layer.weight</c>, <c>lora_A.weight</c>, <c>lora_B.weight</c>),
-/// so paths map one to one onto PEFT's adapter keys.
+/// A frozen base layer plus named low-rank updates, as PEFT's LoRA layers:
+/// <c>y = base(x) + Σ over active adapters of scaling · B(A(dropout(x)))</c>. The first adapter is created with the
+/// layer (named <see cref="DefaultAdapter"/> unless told otherwise); more can be added, activated, merged and deleted
+/// by name. Parameters keep PEFT's names: <c>base_layer.weight</c>, <c>lora_A.default.weight</c>,
+/// <c>lora_B.default.weight</c> (in files the adapter name is left out: <c>lora_A.weight</c>).
 /// </summary>
 public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
 {
-    // The base weight as it was before Merge, kept aside so Unmerge restores it bit for bit
-    // (subtracting the delta again would drift, by 1.5e-2 after 1000 cycles in bf16).
+    /// <summary>The adapter a layer is created with, as in PEFT.</summary>
+    public const string DefaultAdapter = "default";
+
+    /// <summary>In a per-sample adapter list (<see cref="LoraModelExtensions.AdapterPerSample"/>): no adapter, the base alone.</summary>
+    public const string BaseOnly = "__base__";
+
+    private readonly Dictionary<string, LoraConfig> configs = new(StringComparer.Ordinal);
+    private readonly List<string> order = [];
+    private readonly List<string> active = [];
+    private readonly List<string> merged = [];
+    // The base weight as it was before the first merge, kept aside so Unmerge restores it bit for bit (subtracting
+    // the deltas again would drift, by 1.5e-2 after 1000 cycles in bf16); with several adapters merged, the weight is
+    // always this plus their deltas, recomputed.
     private Tensor? weightBeforeMerge;
     private bool adapterEnabled = true;
+    private readonly LoraOptions options;
 
-    /// <summary>Checks the options, then wraps <paramref name="baseLayer"/> and freezes its parameters.</summary>
+    /// <summary>Checks the options, then wraps <paramref name="baseLayer"/> and freezes its parameters; the subclass
+    /// then creates the first adapter with <see cref="CreateFirstAdapter"/>.</summary>
     /// <exception cref="LoraConfigurationException">The options make no sense, or the adapter would not save parameters.</exception>
     protected LoraLayer(string name, nn.Module<Tensor, Tensor> baseLayer, LoraConfig config, LoraLayerShape shape, LoraOptions options)
         : base(name)
@@ -26,9 +41,8 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         // Checked before anything is touched, so a refused layer is left exactly as it was.
         LoraTargetValidator.Validate(shape.ToString(), shape, config, options);
         BaseLayer = baseLayer;
-        Config = config;
         Shape = shape;
-        Scaling = config.Scaling;
+        this.options = options;
         register_module(PeftLayout.BaseLayer, baseLayer);
         foreach (var parameter in baseLayer.parameters())
             parameter.requires_grad = false;
@@ -37,23 +51,36 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// <summary>The wrapped layer, registered as <c>base_layer</c>.</summary>
     public nn.Module<Tensor, Tensor> BaseLayer { get; }
 
-    /// <summary>The adapter's hyperparameters.</summary>
-    public LoraConfig Config { get; }
-
     /// <summary>The base layer's sizes.</summary>
     public LoraLayerShape Shape { get; }
 
-    /// <summary>The rank r.</summary>
+    /// <summary>Every adapter this layer holds, in the order they were added.</summary>
+    public IReadOnlyList<string> AdapterNames => order;
+
+    /// <summary>The adapters forward adds (and training trains), in order.</summary>
+    public IReadOnlyList<string> ActiveAdapters => active;
+
+    /// <summary>The adapters whose updates are added into the base weight.</summary>
+    public IReadOnlyList<string> MergedAdapters => merged;
+
+    /// <summary>The hyperparameters of the first active adapter (of the first adapter when none is active).</summary>
+    public LoraConfig Config => configs[Representative];
+
+    /// <summary>The rank r of the first active adapter.</summary>
     public int Rank => Config.Rank;
 
-    /// <summary>The factor the adapter's output is multiplied by (alpha / r, or alpha / √r).</summary>
-    public double Scaling { get; }
+    /// <summary>The factor the first active adapter's output is multiplied by (alpha / r, or alpha / √r).</summary>
+    public double Scaling => Config.Scaling;
 
-    /// <summary>Whether the adapter's update is currently added into the base weight.</summary>
-    public bool IsMerged => weightBeforeMerge is not null;
+    /// <summary>Whether any adapter's update is currently added into the base weight.</summary>
+    public bool IsMerged => merged.Count > 0;
+
+    /// <summary>The hyperparameters of adapter <paramref name="adapter"/>.</summary>
+    /// <exception cref="ArgumentException">The layer has no such adapter.</exception>
+    public LoraConfig ConfigOf(string adapter) => configs.TryGetValue(adapter, out var config) ? config : throw NoSuchAdapter(adapter);
 
     /// <summary>
-    /// Whether forward adds the adapter's output. A disabled layer computes the base layer alone.
+    /// Whether forward adds the active adapters' output. A disabled layer computes the base layer alone.
     /// Disabling a merged layer is refused: unmerge it first (the model-wide
     /// <see cref="LoraModelExtensions.DisableAdapters"/> does that for you).
     /// </summary>
@@ -64,51 +91,188 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         {
             if (!value && IsMerged)
                 throw new InvalidOperationException(
-                    $"Cannot disable the adapter of {Shape} while it is merged into the base weight: call Unmerge() first.");
+                    $"Cannot disable the adapters of {Shape} while {Names(merged)} {(merged.Count == 1 ? "is" : "are")} merged into the base weight: call Unmerge() first.");
             adapterEnabled = value;
         }
     }
 
-    /// <summary>The adapter's parameters with their names inside this layer (e.g. <c>lora_A.weight</c>).</summary>
-    public abstract IEnumerable<(string Name, Parameter Parameter)> NamedAdapterParameters { get; }
+    /// <summary>The active adapters' parameters with their names inside this layer, as PEFT names them in memory
+    /// (e.g. <c>lora_A.default.weight</c>).</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> NamedAdapterParameters =>
+        active.SelectMany(adapter => NamedParametersOf(adapter));
+
+    /// <summary>Adapter <paramref name="adapter"/>'s parameters with their in-memory names (<c>lora_A.name.weight</c>).</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> NamedParametersOf(string adapter)
+    {
+        _ = ConfigOf(adapter);
+        return AdapterParametersOf(adapter).Select(entry => (InMemoryName(entry.Name, adapter), entry.Parameter)).ToList();
+    }
+
+    /// <summary>Adapter <paramref name="adapter"/>'s parameters with the names PEFT writes in files (<c>lora_A.weight</c>,
+    /// <c>lora_embedding_A</c>): A first, then B.</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> AdapterParametersOf(string adapter)
+    {
+        _ = ConfigOf(adapter);
+        var (a, b) = Factors(adapter);
+        return [(FactorNames.A, a), (FactorNames.B, b)];
+    }
+
+    /// <summary>Per-sample adapters for the next forwards (<see cref="LoraModelExtensions.AdapterPerSample"/>), or null.</summary>
+    internal IReadOnlyList<string>? PerSampleAdapters { get; set; }
+
+    /// <summary>The file names of A and B for this kind of layer.</summary>
+    private protected abstract (string A, string B) FactorNames { get; }
 
     /// <summary>The base layer's weight, which Merge and Unmerge update in place.</summary>
     protected abstract Parameter BaseWeight { get; }
 
-    /// <summary>
-    /// <paramref name="baseOutput"/> + scaling · B(A(dropout(x))) as a new tensor: in the base's dtype when the
-    /// adapter has it, else in the promoted dtype (float32 over a half-precision base), which forward rounds back.
-    /// </summary>
-    protected abstract Tensor AddAdapterOutput(Tensor baseOutput, Tensor x);
+    /// <summary>Creates adapter <paramref name="adapter"/>'s A and B (PEFT's initialisation) on <paramref name="device"/>.</summary>
+    private protected abstract void CreateFactors(string adapter, LoraConfig config, Device device, ScalarType dtype);
 
-    /// <summary>scaling · (B·A) arranged like the base weight, in <see cref="MergeType"/>.</summary>
-    protected abstract Tensor DeltaWeight();
+    /// <summary>Removes and disposes adapter <paramref name="adapter"/>'s A and B.</summary>
+    private protected abstract void RemoveFactors(string adapter);
+
+    /// <summary>Adapter <paramref name="adapter"/>'s A and B, read through the registry (Module.to() replaces them).</summary>
+    private protected abstract (Parameter A, Parameter B) Factors(string adapter);
+
+    /// <summary>
+    /// <paramref name="baseOutput"/> + scaling · B(A(dropout(x))) for one adapter, as a new tensor: in the base's dtype
+    /// when the adapter has it, else in the promoted dtype (float32 over a half-precision base), which forward rounds back.
+    /// </summary>
+    private protected abstract Tensor AddAdapterOutput(string adapter, Tensor baseOutput, Tensor x);
+
+    /// <summary>scaling · (B·A) of one adapter arranged like the base weight, in <see cref="MergeType"/>.</summary>
+    private protected abstract Tensor DeltaWeight(string adapter);
 
     /// <summary>The dtype merges are computed in: float32, or float64 over a float64 base.</summary>
     protected ScalarType MergeType => BaseWeight.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 
+    private string Representative => active.Count > 0 ? active[0] : order[0];
+
+    /// <summary>Creates the layer's first adapter and makes it active; the subclass constructor calls it.</summary>
+    private protected void CreateFirstAdapter(string adapter, LoraConfig config)
+    {
+        CreateFactors(adapter, config, BaseWeight.device, AdapterTypeFor(BaseWeight.dtype, options));
+        configs[adapter] = config;
+        order.Add(adapter);
+        active.Add(adapter);
+    }
+
+    /// <summary>Adds adapter <paramref name="adapter"/> with a fresh initialisation (B = 0 for Linear and convolutions,
+    /// A = 0 for embeddings: the output is unchanged), inactive until <see cref="SetActiveAdapters"/> says otherwise.</summary>
+    /// <exception cref="ArgumentException">The name is empty, already used, or the base-only marker.</exception>
+    /// <exception cref="LoraConfigurationException">The options make no sense for this layer.</exception>
+    public void AddAdapter(string adapter, LoraConfig config, LoraOptions? options = null)
+    {
+        CheckNewName(adapter);
+        ArgumentNullException.ThrowIfNull(config);
+        options ??= this.options;
+        LoraTargetValidator.Validate(Shape.ToString(), Shape, config, options);
+        CreateFactors(adapter, config, BaseWeight.device, AdapterTypeFor(BaseWeight.dtype, options));
+        configs[adapter] = config;
+        order.Add(adapter);
+        foreach (var (_, parameter) in NamedParametersOf(adapter))
+            parameter.requires_grad = false;
+    }
+
+    /// <summary>Removes adapter <paramref name="adapter"/> and frees its parameters. If it was active, the first
+    /// remaining adapter becomes active when no other is (as PEFT does).</summary>
+    /// <exception cref="InvalidOperationException">The adapter is merged (unmerge it first), or it is the layer's only one.</exception>
+    public void DeleteAdapter(string adapter)
+    {
+        _ = ConfigOf(adapter);
+        if (merged.Contains(adapter))
+            throw new InvalidOperationException(
+                $"Cannot delete adapter '{adapter}' of {Shape}: it is merged into the base weight, and deleting it would leave its " +
+                "update there for good. Call Unmerge() first.");
+        if (order.Count == 1)
+            throw new InvalidOperationException(
+                $"Cannot delete adapter '{adapter}' of {Shape}: it is the layer's only adapter. Use MergeAndUnload() or put the plain layer back instead.");
+        RemoveFactors(adapter);
+        configs.Remove(adapter);
+        order.Remove(adapter);
+        if (active.Remove(adapter) && active.Count == 0)
+            active.Add(order[0]);
+    }
+
+    /// <summary>Makes exactly <paramref name="adapters"/> active (the order is the order their outputs are added);
+    /// their parameters train, every other adapter's are frozen. Names this layer does not hold are skipped when
+    /// <paramref name="skipMissing"/> (a model-wide call where layers hold different adapters).</summary>
+    /// <exception cref="ArgumentException">A name is unknown (and not skipped), or none is left.</exception>
+    public void SetActiveAdapters(IEnumerable<string> adapters, bool skipMissing = false)
+    {
+        ArgumentNullException.ThrowIfNull(adapters);
+        var chosen = adapters.Distinct(StringComparer.Ordinal).Where(name => !skipMissing || configs.ContainsKey(name)).ToList();
+        foreach (var name in chosen)
+            _ = ConfigOf(name);
+        active.Clear();
+        active.AddRange(chosen);
+        foreach (var name in order)
+            foreach (var (_, parameter) in NamedParametersOf(name))
+                parameter.requires_grad = active.Contains(name);
+    }
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
-        if (IsMerged && training && is_grad_enabled() && NamedAdapterParameters.Any(p => p.Parameter.requires_grad))
+        if (training && is_grad_enabled() && merged.Any(name => NamedParametersOf(name).Any(p => p.Parameter.requires_grad)))
             throw new InvalidOperationException(
-                $"The adapter of {Shape} is merged into the base weight, so a training step cannot reach it: the " +
+                $"Adapter {Names(merged)} of {Shape} is merged into the base weight, so a training step cannot reach it: the " +
                 "merged forward uses the frozen base weight only, and backward would find nothing to train. Call " +
                 "Unmerge() before training (merge again for inference), or call eval() / use torch.no_grad() if this " +
                 "forward is not for training.");
         var result = BaseLayer.call(x);
-        if (IsMerged || !adapterEnabled)
+        if (!adapterEnabled)
             return result;
+        if (PerSampleAdapters is { } perSample)
+            return MixedBatch(result, x, perSample);
 
-        using (result)
+        var baseType = result.dtype;
+        foreach (var adapter in active)
         {
-            var sum = AddAdapterOutput(result, x);
-            if (sum.dtype == result.dtype)
-                return sum;
-            // A bf16/fp16 base with float32 adapters: the sum was formed in float32; round it back once.
-            using (sum)
-                return sum.to(result.dtype);
+            if (merged.Contains(adapter))
+                continue;
+            var sum = AddAdapterOutput(adapter, result, x);
+            result.Dispose();
+            result = sum;
         }
+        if (result.dtype == baseType)
+            return result;
+        // A bf16/fp16 base with float32 adapters: the sum was formed in float32; round it back once.
+        using (result)
+            return result.to(baseType);
+    }
+
+    // PEFT's adapter_names=[...]: sample i of the batch gets adapter perSample[i] (or none). Each adapter runs on its
+    // own samples only, with the same code as a whole batch of them would.
+    private Tensor MixedBatch(Tensor result, Tensor x, IReadOnlyList<string> perSample)
+    {
+        if (training)
+            throw new InvalidOperationException(
+                "Per-sample adapters are for inference: call eval() first (PEFT refuses adapter_names in training too).");
+        if (IsMerged)
+            throw new InvalidOperationException(
+                $"Per-sample adapters need every adapter unmerged, but {Names(merged)} {(merged.Count == 1 ? "is" : "are")} merged into {Shape}: call Unmerge() first.");
+        if (x.dim() == 0 || x.shape[0] != perSample.Count)
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"Per-sample adapters name {perSample.Count} samples, but {Shape} got a batch of {(x.dim() == 0 ? 0 : x.shape[0])} (the first axis of its input)."));
+        var baseType = result.dtype;
+        foreach (var adapter in perSample.Distinct(StringComparer.Ordinal))
+        {
+            if (adapter == BaseOnly)
+                continue;
+            _ = ConfigOf(adapter);
+            var rows = perSample.Select((name, i) => (name, i)).Where(entry => entry.name == adapter).Select(entry => (long)entry.i).ToArray();
+            using var index = tensor(rows, device: x.device);
+            using var input = x.index_select(0, index);
+            using var baseRows = result.index_select(0, index);
+            using var sum = AddAdapterOutput(adapter, baseRows, input);
+            using var rounded = sum.dtype == baseType ? null : sum.to(baseType);
+            var filled = result.index_copy(0, index, rounded ?? sum);
+            result.Dispose();
+            result = filled;
+        }
+        return result;
     }
 
     /// <summary>
@@ -117,7 +281,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// and the sum in a single kernel and a single autograd node, where a product, a multiply and an add would
     /// each read and write the whole output and record a node of their own.
     /// </summary>
-    protected Tensor AddLowRankProduct(Tensor baseOutput, Tensor down, Tensor up)
+    private protected static Tensor AddLowRankProduct(Tensor baseOutput, Tensor down, Tensor up, double scaling)
     {
         if (baseOutput.dtype != down.dtype)
         {
@@ -125,60 +289,97 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
             using var upT32 = up.t();
             using var product = down.matmul(upT32);
             using var shaped = product.view(baseOutput.shape);
-            return baseOutput.add(shaped, alpha: Scaling);
+            return baseOutput.add(shaped, alpha: scaling);
         }
         long outFeatures = up.shape[0], rank = up.shape[1];
         using var baseRows = baseOutput.reshape(-1, outFeatures);
         using var downRows = down.reshape(-1, rank);
         using var upT = up.t();
-        using var sum = addmm(baseRows, downRows, upT, beta: 1, alpha: (float)Scaling);
+        using var sum = addmm(baseRows, downRows, upT, beta: 1, alpha: (float)scaling);
         return sum.view(baseOutput.shape);
     }
 
+    /// <summary>Merges the active adapters (see <see cref="Merge(IReadOnlyCollection{string})"/>).</summary>
+    /// <returns>True if this call merged an adapter, false if they were all merged already.</returns>
+    public bool Merge() => Merge(active);
+
     /// <summary>
-    /// Adds the update into the base weight, computed in float32, so forward costs what the base
-    /// layer alone costs. Refused, with nothing changed, when the merged weight would not be finite
-    /// in the base's dtype. Merging a merged layer changes nothing and returns false.
+    /// Adds the updates of <paramref name="adapters"/> into the base weight, computed in float32 from the weight as it
+    /// was before any merge, so forward costs what the base layer alone costs for them. Adapters not merged keep
+    /// being added by forward while active (merging a subset disables nothing). Refused, with nothing changed, when the
+    /// merged weight would not be finite in the base's dtype. Already merged adapters change nothing.
     /// </summary>
-    /// <returns>True if this call merged the adapter, false if it was already merged.</returns>
-    public bool Merge()
+    /// <returns>True if this call merged an adapter.</returns>
+    /// <exception cref="ArgumentException">An adapter name is unknown.</exception>
+    public bool Merge(IReadOnlyCollection<string> adapters)
     {
-        if (IsMerged)
+        ArgumentNullException.ThrowIfNull(adapters);
+        foreach (var name in adapters)
+            _ = ConfigOf(name);
+        var adding = adapters.Distinct(StringComparer.Ordinal).Where(name => !merged.Contains(name)).ToList();
+        if (adding.Count == 0)
             return false;
+        var target = merged.Concat(adding).ToList();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var weight = BaseWeight;
-        var merged = (weight.to(MergeType) + DeltaWeight()).to(weight.dtype);
-        if (!merged.isfinite().all().item<bool>())
+        var combined = Combined(weightBeforeMerge ?? weight, target);
+        if (!combined.isfinite().all().item<bool>())
         {
-            var largest = DeltaWeight().abs().max().item<float>();
+            var largest = adding.Max(name => DeltaWeight(name).abs().max().item<float>());
             throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
-                $"Merging the adapter into {Shape} would make the weight non-finite in {weight.dtype} " +
+                $"Merging {Names(adding)} into {Shape} would make the weight non-finite in {weight.dtype} " +
                 $"(largest |update| is {largest:G4}); nothing was changed. The adapter has diverged: " +
                 $"lower the learning rate or alpha, or keep it unmerged."));
         }
         // Detached from every dispose scope: it must outlive the caller's per-step scope.
-        weightBeforeMerge = weight.detach().clone().DetachFromDisposeScope();
-        weight.copy_(merged);
+        weightBeforeMerge ??= weight.detach().clone().DetachFromDisposeScope();
+        weight.copy_(combined);
+        merged.AddRange(adding);
         return true;
     }
 
-    /// <summary>Restores the base weight exactly as it was before <see cref="Merge"/>.
-    /// Unmerging an unmerged layer changes nothing and returns false (PEFT warns "Already unmerged").</summary>
-    /// <returns>True if this call unmerged the adapter, false if it was not merged.</returns>
-    public bool Unmerge()
+    /// <summary>Takes <paramref name="adapters"/> (all merged ones when null) out of the base weight. With none left
+    /// merged, the weight is exactly, bit for bit, what it was before the first merge; otherwise it is recomputed from
+    /// that weight plus the remaining adapters. Unmerging what is not merged changes nothing and returns false.</summary>
+    /// <returns>True if this call unmerged an adapter.</returns>
+    public bool Unmerge(IReadOnlyCollection<string>? adapters = null)
     {
-        if (weightBeforeMerge is null)
+        var removing = adapters is null ? [.. merged] : adapters.Where(merged.Contains).Distinct(StringComparer.Ordinal).ToList();
+        if (removing.Count == 0 || weightBeforeMerge is null)
             return false;
+        var remaining = merged.Except(removing).ToList();
         using (no_grad())
-            BaseWeight.copy_(weightBeforeMerge);
-        weightBeforeMerge.Dispose();
-        weightBeforeMerge = null;
+        {
+            if (remaining.Count == 0)
+                BaseWeight.copy_(weightBeforeMerge);
+            else
+            {
+                using var scope = NewDisposeScope();
+                BaseWeight.copy_(Combined(weightBeforeMerge, remaining));
+            }
+        }
+        merged.Clear();
+        merged.AddRange(remaining);
+        if (remaining.Count == 0)
+        {
+            weightBeforeMerge.Dispose();
+            weightBeforeMerge = null;
+        }
         return true;
+    }
+
+    // original + Σ deltas, summed in float32 (float64 over a float64 base) in the given order, in the base's dtype.
+    private Tensor Combined(Tensor original, IEnumerable<string> adapters)
+    {
+        var sum = original.to(MergeType);
+        foreach (var adapter in adapters)
+            sum = sum + DeltaWeight(adapter);
+        return sum.to(original.dtype);
     }
 
     /// <summary>
-    /// Merges the update for good and gives back the plain base layer, whose parameters are named
+    /// Merges the active adapters for good and gives back the plain base layer, whose parameters are named
     /// as before wrapping. This wrapper and its adapters must not be used afterwards.
     /// </summary>
     public nn.Module<Tensor, Tensor> MergeAndUnload()
@@ -186,14 +387,33 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         Merge();
         weightBeforeMerge?.Dispose();
         weightBeforeMerge = null;
-        foreach (var (_, parameter) in NamedAdapterParameters)
-            parameter.Dispose();
+        merged.Clear();
+        foreach (var adapter in order.ToList())
+            RemoveFactors(adapter);
         return BaseLayer;
     }
 
-    /// <summary>Whether forward applies dropout to the adapter's input: in training mode, when p > 0.
-    /// At p = 0 nothing is called at all, not even an identity.</summary>
-    protected bool AppliesDropout => Config.Dropout > 0 && training;
+    /// <summary>Adapter <paramref name="adapter"/>'s A and B (for combining adapters).</summary>
+    internal (Parameter A, Parameter B) FactorsOf(string adapter)
+    {
+        _ = ConfigOf(adapter);
+        return Factors(adapter);
+    }
+
+    /// <summary>Frees every adapter once the plain base layer has been put back where this wrapper was (an undone
+    /// apply); the wrapper must not be used afterwards.</summary>
+    internal void BaseLayerReturned()
+    {
+        foreach (var adapter in order.ToList())
+            RemoveFactors(adapter);
+    }
+
+    /// <summary>Whether forward applies dropout to adapter <paramref name="adapter"/>'s input: in training mode, when
+    /// p > 0. At p = 0 nothing is called at all, not even an identity.</summary>
+    private protected bool AppliesDropout(string adapter) => configs[adapter].Dropout > 0 && training;
+
+    /// <summary>Adapter <paramref name="adapter"/>'s scaling.</summary>
+    private protected double ScalingOf(string adapter) => configs[adapter].Scaling;
 
     /// <summary>The dtype adapters get over a base of <paramref name="baseType"/>: the requested one
     /// (float32 by default), except that a float64 base keeps float64 adapters.</summary>
@@ -201,14 +421,37 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         baseType == ScalarType.Float64 ? ScalarType.Float64 : options.AdapterDType;
 
     /// <summary>Initialises a down-projection A as PEFT does: Kaiming-uniform (a = √5), or N(0, (1/r)²).</summary>
-    protected void InitializeDownProjection(Tensor a)
+    private protected static void InitializeDownProjection(Tensor a, LoraConfig config)
     {
         using var noGrad = no_grad();
-        if (Config.Init == LoraInit.Gaussian)
-            nn.init.normal_(a, mean: 0, std: 1.0 / Rank);
+        if (config.Init == LoraInit.Gaussian)
+            nn.init.normal_(a, mean: 0, std: 1.0 / config.Rank);
         else
             nn.init.kaiming_uniform_(a, a: Math.Sqrt(5));
     }
+
+    // lora_A.weight → lora_A.<adapter>.weight; lora_embedding_A → lora_embedding_A.<adapter>.
+    private static string InMemoryName(string fileName, string adapter)
+    {
+        int dot = fileName.IndexOf('.', StringComparison.Ordinal);
+        return dot < 0 ? fileName + "." + adapter : fileName[..dot] + "." + adapter + fileName[dot..];
+    }
+
+    private void CheckNewName(string adapter)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(adapter);
+        if (adapter == BaseOnly)
+            throw new ArgumentException($"'{BaseOnly}' means \"no adapter\" in per-sample adapter lists and cannot name an adapter.", nameof(adapter));
+        if (adapter.Contains('.', StringComparison.Ordinal))
+            throw new ArgumentException($"Adapter name '{adapter}' contains a '.', which would break parameter paths; use letters, digits, '_' or '-'.", nameof(adapter));
+        if (configs.ContainsKey(adapter))
+            throw new ArgumentException($"{Shape} already has an adapter named '{adapter}'; delete it first or choose another name.", nameof(adapter));
+    }
+
+    private ArgumentException NoSuchAdapter(string adapter) =>
+        new($"{Shape} has no adapter named '{adapter}'; it has {Names(order)}.", nameof(adapter));
+
+    private static string Names(IEnumerable<string> names) => string.Join(", ", names.Select(name => $"'{name}'"));
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)

@@ -8,16 +8,16 @@ public sealed class LoraLinear : LoraDownUpLayer
 {
     /// <summary>Wraps <paramref name="baseLayer"/> with a fresh adapter (B = 0, so outputs are unchanged).</summary>
     /// <exception cref="LoraConfigurationException">The options make no sense, or the adapter would not save parameters.</exception>
-    public LoraLinear(Linear baseLayer, LoraConfig config, LoraOptions? options = null)
-        : base(nameof(LoraLinear), baseLayer, config, ShapeOf(baseLayer), options ?? LoraOptions.Default,
-            (device, dtype) => nn.Linear(baseLayer.in_features, config.Rank, hasBias: false, device: device, dtype: dtype),
-            (device, dtype) => nn.Linear(config.Rank, baseLayer.out_features, hasBias: false, device: device, dtype: dtype))
+    public LoraLinear(Linear baseLayer, LoraConfig config, LoraOptions? options = null, string adapter = DefaultAdapter)
+        : base(nameof(LoraLinear), baseLayer, config, ShapeOf(baseLayer), options ?? LoraOptions.Default, adapter,
+            (rank, device, dtype) => nn.Linear(baseLayer.in_features, rank, hasBias: false, device: device, dtype: dtype),
+            (rank, device, dtype) => nn.Linear(rank, baseLayer.out_features, hasBias: false, device: device, dtype: dtype))
     {
     }
 
     /// <inheritdoc />
-    private protected override Tensor AddUpProjection(Tensor baseOutput, Tensor down) =>
-        AddLowRankProduct(baseOutput, down, UpWeight);
+    private protected override Tensor AddUpProjection(Tensor baseOutput, Tensor down, nn.Module<Tensor, Tensor> up, double scaling) =>
+        AddLowRankProduct(baseOutput, down, WeightOf(up), scaling);
 
     /// <summary>The sizes of a Linear layer.</summary>
     public static LoraLayerShape ShapeOf(Linear layer) =>

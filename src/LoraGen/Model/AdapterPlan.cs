@@ -17,11 +17,15 @@ internal sealed class AdapterPlan
 {
     private static readonly string[] HeadNames = ["lm_head", "embed_out", "proj_out", "output", "head", "classifier", "score", "qa_outputs", "fc"];
 
-    private AdapterPlan(List<PlannedAdapter> adapters, List<string> trainablePaths)
+    private AdapterPlan(string adapterName, List<PlannedAdapter> adapters, List<string> trainablePaths)
     {
+        AdapterName = adapterName;
         Adapters = adapters;
         TrainablePaths = trainablePaths;
     }
+
+    /// <summary>The name of the adapter the plan creates in every planned layer.</summary>
+    public string AdapterName { get; }
 
     public List<PlannedAdapter> Adapters { get; }
 
@@ -31,7 +35,8 @@ internal sealed class AdapterPlan
     /// <summary>Every target of every annotated class, with the attribute's options or what
     /// <paramref name="reconfigure"/> makes of them, each checked.</summary>
     /// <exception cref="LoraConfigurationException">Targets cannot be adapted; the message names each.</exception>
-    public static AdapterPlan FromAnnotations(nn.Module model, LoraOptions options, Func<string, LoraConfig, LoraConfig>? reconfigure)
+    public static AdapterPlan FromAnnotations(nn.Module model, LoraOptions options, Func<string, LoraConfig, LoraConfig>? reconfigure,
+        string adapterName = LoraLayer.DefaultAdapter)
     {
         var adapters = new List<PlannedAdapter>();
         var problems = new List<LoraConfigurationException>();
@@ -44,11 +49,11 @@ internal sealed class AdapterPlan
                 var layer = host.GetLoraTarget(target.Field);
                 string where = LoraTree.Join(edge.Path, target.Field);
                 var config = reconfigure is null ? target.Config : reconfigure(where, target.Config);
-                Collect(problems, () => adapters.Add(Checked(ModuleSlot.Of(edge.Module, target.Field, layer, where), layer, config, options)));
+                Collect(problems, () => adapters.Add(Checked(ModuleSlot.Of(edge.Module, target.Field, layer, where), layer, config, options, adapterName)));
             }
         }
         ThrowIfAny(problems);
-        return new AdapterPlan(adapters, [.. TrainableModules.OfAnnotations(model).Select(entry => entry.Path)]);
+        return new AdapterPlan(adapterName, adapters, [.. TrainableModules.OfAnnotations(model).Select(entry => entry.Path)]);
     }
 
     /// <summary>
@@ -58,10 +63,11 @@ internal sealed class AdapterPlan
     /// </summary>
     /// <exception cref="LoraConfigurationException">A targeted module is not a layer LoRA adapts, cannot be
     /// replaced, or has bad options; or nothing is targeted. Every problem is in the message.</exception>
-    public static AdapterPlan FromConfig(nn.Module model, AdapterConfig config, LoraOptions options, Func<string, string> pathInConfig)
+    public static AdapterPlan FromConfig(nn.Module model, AdapterConfig config, LoraOptions options, Func<string, string> pathInConfig,
+        string adapterName = LoraLayer.DefaultAdapter)
     {
         var edges = LoraTree.Edges(model).Select(edge => (Edge: edge, Key: pathInConfig(edge.Path))).ToList();
-        var linears = edges.Where(entry => entry.Edge.Module is Linear).ToList();
+        var linears = edges.Where(entry => entry.Edge.Module is Linear or LoraLinear).ToList();
         config = config.ExpandAllLinear(linears.Select(entry => entry.Key), OutputLayer(linears.Select(entry => entry.Key).ToList(), options));
 
         var trainable = new List<string>();
@@ -79,25 +85,24 @@ internal sealed class AdapterPlan
                 case TargetMatch.Excluded:
                     excluded++;
                     break;
-                case TargetMatch.Targeted when edge.Module is Linear or Embedding or Conv1d or Conv2d:
+                case TargetMatch.Targeted when edge.Module is Linear or Embedding or Conv1d or Conv2d or LoraLayer:
                     var layer = (nn.Module<Tensor, Tensor>)edge.Module;
                     var chosen = config.ConfigFor(key);
                     if (options.Reconfigure is { } reconfigure)
                         chosen = reconfigure(edge.Path, chosen);
-                    Collect(problems, () => adapters.Add(Checked(ModuleSlot.Of(edge.Parent, edge.Name, layer, edge.Path), layer, chosen, options)));
+                    Collect(problems, () => adapters.Add(Checked(ModuleSlot.Of(edge.Parent, edge.Name, layer, edge.Path), layer, chosen, options, adapterName)));
                     break;
                 case TargetMatch.Targeted:
-                    problems.Add(new LoraConfigurationException(edge.Path, edge.Module is LoraLayer
-                        ? "already holds a LoRA adapter: ApplyLora or LoadAdapter was called on this model before."
-                        : $"is a {edge.Module.GetType().Name}, which LoRA cannot adapt (Linear, Embedding, Conv1d and Conv2d can). " +
-                          "Narrow target_modules to the layers inside it, e.g. their names or a regular expression ending in them."));
+                    problems.Add(new LoraConfigurationException(edge.Path,
+                        $"is a {edge.Module.GetType().Name}, which LoRA cannot adapt (Linear, Embedding, Conv1d and Conv2d can). " +
+                        "Narrow target_modules to the layers inside it, e.g. their names or a regular expression ending in them."));
                     break;
             }
         }
         ThrowIfAny(problems);
         if (adapters.Count == 0 && !options.AllowNoAdapters)
             throw new LoraConfigurationException(Describe(config), NothingTargeted(model, config, excluded, edges.Count));
-        return new AdapterPlan(adapters, trainable);
+        return new AdapterPlan(adapterName, adapters, trainable);
     }
 
     /// <summary>Wraps every planned layer and freezes everything but the adapters and the trainable modules.
@@ -108,8 +113,13 @@ internal sealed class AdapterPlan
         try
         {
             foreach (var adapter in Adapters)
-                applied.Wrap(adapter, LoraLayer.Wrap(adapter.Layer, adapter.Config, options));
-            TrainableModules.Remember(model, TrainablePaths);
+            {
+                if (adapter.Layer is LoraLayer wrapper)
+                    applied.Add(wrapper, AdapterName, adapter.Config, options);
+                else
+                    applied.Wrap(adapter, LoraLayer.Wrap(adapter.Layer, adapter.Config, options, AdapterName));
+            }
+            TrainableModules.Remember(model, AdapterName, TrainablePaths);
             LoraModelExtensions.Freeze(model);
             return applied;
         }
@@ -121,8 +131,18 @@ internal sealed class AdapterPlan
         }
     }
 
-    private static PlannedAdapter Checked(ModuleSlot slot, nn.Module<Tensor, Tensor> layer, LoraConfig config, LoraOptions options)
+    // A plain layer gets a wrapper whose first adapter is the plan's; a wrapper gets one more adapter, if the name is new.
+    private static PlannedAdapter Checked(ModuleSlot slot, nn.Module<Tensor, Tensor> layer, LoraConfig config, LoraOptions options, string adapterName)
     {
+        if (layer is LoraLayer wrapper)
+        {
+            if (wrapper.AdapterNames.Contains(adapterName))
+                throw new LoraConfigurationException(slot.Path, wrapper.AdapterNames.Count == 1 && adapterName == LoraLayer.DefaultAdapter
+                    ? "already holds a LoRA adapter: ApplyLora or LoadAdapter was called on this model before (AddAdapter adds another one by name)."
+                    : $"already holds an adapter named '{adapterName}'; delete it first (DeleteAdapter) or choose another name.");
+            LoraTargetValidator.Validate(slot.Path, wrapper.Shape, config, options);
+            return new PlannedAdapter(slot, layer, config);
+        }
         LoraTargetValidator.Validate(slot.Path, LoraLayer.ShapeOf(layer, slot.Path), config, options);
         return new PlannedAdapter(slot, layer, config);
     }
@@ -176,14 +196,15 @@ internal sealed class AppliedAdapters
 {
     private readonly nn.Module model;
     private readonly List<(Parameter Parameter, bool RequiresGrad)> flags;
-    private readonly IReadOnlyList<string>? trainableBefore;
+    private readonly System.Collections.Immutable.ImmutableDictionary<string, IReadOnlyList<string>>? trainableBefore;
     private readonly List<(PlannedAdapter Adapter, LoraLayer Wrapper)> wrapped = [];
+    private readonly List<(LoraLayer Layer, string Adapter)> added = [];
 
     public AppliedAdapters(nn.Module model)
     {
         this.model = model;
         flags = model.parameters().Select(parameter => (parameter, parameter.requires_grad)).ToList();
-        trainableBefore = TrainableModules.Remembered(model);
+        trainableBefore = TrainableModules.Snapshot(model);
     }
 
     public void Wrap(PlannedAdapter adapter, LoraLayer wrapper)
@@ -192,20 +213,25 @@ internal sealed class AppliedAdapters
         wrapped.Add((adapter, wrapper));
     }
 
+    public void Add(LoraLayer layer, string adapter, LoraConfig config, LoraOptions options)
+    {
+        layer.AddAdapter(adapter, config, options);
+        added.Add((layer, adapter));
+    }
+
     public void Undo()
     {
+        foreach (var (layer, adapter) in Enumerable.Reverse(added))
+            layer.DeleteAdapter(adapter);
+        added.Clear();
         foreach (var (adapter, wrapper) in Enumerable.Reverse(wrapped))
         {
             adapter.Slot.Put(adapter.Layer);
-            foreach (var (_, parameter) in wrapper.NamedAdapterParameters)
-                parameter.Dispose();
+            wrapper.BaseLayerReturned();
         }
         wrapped.Clear();
         foreach (var (parameter, requiresGrad) in flags)
             parameter.requires_grad = requiresGrad;
-        if (trainableBefore is null)
-            TrainableModules.Forget(model);
-        else
-            TrainableModules.Remember(model, trainableBefore);
+        TrainableModules.Restore(model, trainableBefore);
     }
 }

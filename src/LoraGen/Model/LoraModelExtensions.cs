@@ -55,20 +55,44 @@ public static class LoraModelExtensions
         return LoraReport.Of(model);
     }
 
-    /// <summary>The parameters to give the optimizer: every adapter's, then the <c>Trainable</c> fields'.</summary>
+    /// <summary>The parameters to give the optimizer: the active adapters', then their trainable modules'
+    /// (<c>Trainable</c> fields, <c>modules_to_save</c>).</summary>
     public static List<Parameter> LoraParameters(this nn.Module model) =>
         model.NamedLoraParameters().Select(p => p.Parameter).ToList();
 
-    /// <summary>The trainable parameters with their paths in the model,
-    /// e.g. <c>layers.0.q_proj.lora_A.weight</c>.</summary>
-    public static IEnumerable<(string Path, Parameter Parameter)> NamedLoraParameters(this nn.Module model)
+    /// <summary>The parameters of the named adapters and their trainable modules, active or not.</summary>
+    public static List<Parameter> LoraParameters(this nn.Module model, IReadOnlyCollection<string> adapters) =>
+        model.NamedLoraParameters(adapters).Select(p => p.Parameter).ToList();
+
+    /// <summary>The trainable parameters with their paths in the model, as PEFT names them in memory,
+    /// e.g. <c>layers.0.q_proj.lora_A.default.weight</c>: the active adapters' and their trainable modules'.</summary>
+    public static IEnumerable<(string Path, Parameter Parameter)> NamedLoraParameters(this nn.Module model) =>
+        model.NamedLoraParameters(ActiveAdapterNames(model));
+
+    /// <summary>The parameters of the named adapters and of their trainable modules, with their paths.</summary>
+    public static IEnumerable<(string Path, Parameter Parameter)> NamedLoraParameters(this nn.Module model, IReadOnlyCollection<string> adapters)
     {
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(adapters);
         foreach (var (path, layer) in LoraTree.Layers(model))
-            foreach (var (name, parameter) in layer.NamedAdapterParameters)
-                yield return (LoraTree.Join(path, name), parameter);
-        foreach (var entry in TrainableModules.Parameters(model))
-            yield return entry;
+            foreach (var adapter in layer.AdapterNames.Where(adapters.Contains))
+                foreach (var (name, parameter) in layer.NamedParametersOf(adapter))
+                    yield return (LoraTree.Join(path, name), parameter);
+        foreach (var adapter in adapters)
+            foreach (var entry in TrainableModules.Parameters(model, adapter))
+                yield return entry;
+    }
+
+    /// <summary>Every adapter name in the model, in the order layers first hold them.</summary>
+    internal static List<string> AllAdapterNames(nn.Module model) =>
+        LoraTree.Layers(model).SelectMany(entry => entry.Layer.AdapterNames).Distinct().ToList();
+
+    /// <summary>The active adapters, in the order layers hold them; <c>"default"</c> for a model without layers (its
+    /// trainable modules still train).</summary>
+    internal static List<string> ActiveAdapterNames(nn.Module model)
+    {
+        var layers = LoraTree.Layers(model).ToList();
+        return layers.Count == 0 ? [LoraLayer.DefaultAdapter] : layers.SelectMany(entry => entry.Layer.ActiveAdapters).Distinct().ToList();
     }
 
     /// <summary>Every adapter layer in the tree, with its path.</summary>
@@ -85,21 +109,38 @@ public static class LoraModelExtensions
     /// in that case; here the caller decides).</returns>
     /// <exception cref="InvalidOperationException">The model has no adapters (call ApplyLora or LoadAdapter
     /// first), or a merged weight would not be finite.</exception>
-    public static int Merge(this nn.Module model)
+    public static int Merge(this nn.Module model) => MergeLayers(model, layer => layer.ActiveAdapters);
+
+    /// <summary>Merges the named adapters into every layer that holds them, as <see cref="Merge(nn.Module)"/> does
+    /// for the active ones. Adapters not merged stay as they were: active ones keep being added by forward.</summary>
+    /// <returns>How many layers this call changed.</returns>
+    /// <exception cref="ArgumentException">No layer holds one of the names.</exception>
+    public static int Merge(this nn.Module model, IReadOnlyCollection<string> adapters)
+    {
+        ArgumentNullException.ThrowIfNull(adapters);
+        var known = AllAdapterNames(model);
+        var unknown = adapters.Where(name => !known.Contains(name)).ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException($"This {model.GetType().Name} has no adapter {string.Join(", ", unknown.Select(n => $"'{n}'"))}.", nameof(adapters));
+        return MergeLayers(model, layer => [.. adapters.Where(layer.AdapterNames.Contains)]);
+    }
+
+    private static int MergeLayers(nn.Module model, Func<LoraLayer, IReadOnlyCollection<string>> chosen)
     {
         var layers = LayersOrThrow(model, "merge");
-        var mergedNow = new List<LoraLayer>();
+        var mergedNow = new List<(LoraLayer Layer, IReadOnlyCollection<string> Adapters)>();
         foreach (var (path, layer) in layers)
         {
+            var adapters = chosen(layer).Where(name => !layer.MergedAdapters.Contains(name)).ToList();
             try
             {
-                if (layer.Merge())
-                    mergedNow.Add(layer);
+                if (layer.Merge(adapters))
+                    mergedNow.Add((layer, adapters));
             }
             catch (InvalidOperationException error)
             {
-                foreach (var done in mergedNow)
-                    done.Unmerge();
+                foreach (var (done, names) in mergedNow)
+                    done.Unmerge(names);
                 throw new InvalidOperationException($"'{path}': {error.Message}", error);
             }
         }
@@ -111,6 +152,44 @@ public static class LoraModelExtensions
     /// <exception cref="InvalidOperationException">The model has no adapters.</exception>
     public static int Unmerge(this nn.Module model) =>
         LayersOrThrow(model, "unmerge").Count(entry => entry.Layer.Unmerge());
+
+    /// <summary>Takes the named adapters out of every base weight they are merged into; a weight left with no merged
+    /// adapter is restored bit for bit, one with others merged is recomputed from the original plus theirs.</summary>
+    /// <returns>How many layers this call changed.</returns>
+    public static int Unmerge(this nn.Module model, IReadOnlyCollection<string> adapters)
+    {
+        ArgumentNullException.ThrowIfNull(adapters);
+        return LayersOrThrow(model, "unmerge").Count(entry => entry.Layer.Unmerge(adapters));
+    }
+
+    /// <summary>
+    /// Until the returned scope is disposed, sample i of every batch goes through adapter
+    /// <paramref name="adaptersPerSample"/>[i] only (<c>"__base__"</c>, <see cref="LoraLayer.BaseOnly"/>, for none), in
+    /// one forward: PEFT's <c>adapter_names=[...]</c>. Each adapter runs on its own samples with the code a batch of
+    /// them alone would use. For inference: a forward in training mode, or with an adapter merged, is refused.
+    /// </summary>
+    /// <example><code>using (model.AdapterPerSample(["default", "letters", "__base__"])) { var y = model.call(x); }</code></example>
+    /// <exception cref="ArgumentException">A name is no adapter of the model.</exception>
+    public static IDisposable AdapterPerSample(this nn.Module model, IReadOnlyList<string> adaptersPerSample)
+    {
+        ArgumentNullException.ThrowIfNull(adaptersPerSample);
+        var layers = LayersOrThrow(model, "route samples to adapters in").Select(entry => entry.Layer).ToList();
+        var known = AllAdapterNames(model);
+        var unknown = adaptersPerSample.Where(name => name != LoraLayer.BaseOnly && !known.Contains(name)).Distinct().ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException(
+                $"This {model.GetType().Name} has no adapter {string.Join(", ", unknown.Select(n => $"'{n}'"))} (use '{LoraLayer.BaseOnly}' for the base alone).",
+                nameof(adaptersPerSample));
+        var copy = adaptersPerSample.ToArray();
+        foreach (var layer in layers)
+            // A layer without a sample's adapter computes the base alone for that sample, as in PEFT.
+            layer.PerSampleAdapters = copy.Select(name => layer.AdapterNames.Contains(name) ? name : LoraLayer.BaseOnly).ToArray();
+        return new Restore(() =>
+        {
+            foreach (var layer in layers)
+                layer.PerSampleAdapters = null;
+        });
+    }
 
     /// <summary>
     /// Merges every adapter for good and puts the plain layers back in their fields, so the model is
@@ -134,8 +213,8 @@ public static class LoraModelExtensions
     {
         var layers = model.LoraLayers().Select(entry => entry.Layer).ToList();
         var wasEnabled = layers.Select(layer => layer.AdapterEnabled).ToList();
-        var wasMerged = layers.Where(layer => layer.IsMerged).ToList();
-        foreach (var layer in wasMerged)
+        var wasMerged = layers.Where(layer => layer.IsMerged).Select(layer => (Layer: layer, Adapters: layer.MergedAdapters.ToList())).ToList();
+        foreach (var (layer, _) in wasMerged)
             layer.Unmerge();
         foreach (var layer in layers)
             layer.AdapterEnabled = false;
@@ -143,8 +222,8 @@ public static class LoraModelExtensions
         {
             for (int i = 0; i < layers.Count; i++)
                 layers[i].AdapterEnabled = wasEnabled[i];
-            foreach (var layer in wasMerged)
-                layer.Merge();
+            foreach (var (layer, adapters) in wasMerged)
+                layer.Merge(adapters);
         });
     }
 

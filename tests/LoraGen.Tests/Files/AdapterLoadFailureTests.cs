@@ -79,7 +79,7 @@ public sealed class AdapterLoadFailureTests
         File.WriteAllBytes(path, bytes);
         model.ApplyLora();
         model.Merge();
-        Assert.Contains("merged (the base weight holds the adapter's update): call Unmerge() first", Assert.Throws<InvalidOperationException>(() => model.LoadAdapter(directory)).Message);
+        Assert.Contains("Cannot load adapter 'default' while it is merged into", Assert.Throws<InvalidOperationException>(() => model.LoadAdapter(directory)).Message);
         Assert.ThrowsAny<IOException>(() => new EveryKind().LoadAdapter(Path.Combine(directory, "nope")));
     }
 

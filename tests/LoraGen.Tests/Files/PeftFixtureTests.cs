@@ -141,5 +141,5 @@ public sealed class PeftFixtureTests
     }
 
     private static Dictionary<string, TorchSharp.Modules.Parameter> Adapters(LoraLayer layer) =>
-        layer.NamedAdapterParameters.ToDictionary(p => p.Name, p => p.Parameter);
+        layer.AdapterParametersOf(LoraLayer.DefaultAdapter).ToDictionary(p => p.Name, p => p.Parameter);
 }

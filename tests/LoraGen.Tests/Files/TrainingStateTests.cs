@@ -197,7 +197,7 @@ public sealed class TrainingStateTests : IDisposable
 
         using var file = SafetensorsReader.Open(path);
         var keys = file.Tensors.Select(t => t.Name).ToHashSet();
-        string a = "blocks.0.up.lora_A.weight";
+        string a = "blocks.0.up.lora_A.default.weight";
         Assert.Contains("model." + a, keys);
         Assert.Contains("model.blocks.1.norm.bias", keys);                  // a Trainable field
         Assert.DoesNotContain("model.blocks.0.up.base_layer.weight", keys); // frozen: not saved
@@ -318,7 +318,7 @@ public sealed class TrainingStateTests : IDisposable
         var before = Snapshot.Of(model, lessOne);
         var error = Assert.Throws<LoraFileException>(() => model.LoadTrainingState(path, lessOne));
         Assert.Contains("saved with an optimizer over other parameters; nothing was changed", error.Message);
-        Assert.Contains("param group 0: in the file only (1): blocks.0.up.lora_A.weight; in the optimizer only (0): none", error.Message);
+        Assert.Contains("param group 0: in the file only (1): blocks.0.up.lora_A.default.weight; in the optimizer only (0): none", error.Message);
         before.AssertUnchanged(model, lessOne);
 
         var reversed = optim.AdamW(model.LoraParameters().AsEnumerable().Reverse().ToList());
@@ -338,8 +338,8 @@ public sealed class TrainingStateTests : IDisposable
         var before = Snapshot.Of(model, optimizer);
         var error = Assert.Throws<LoraFileException>(() => model.LoadTrainingState(path, optimizer));
         Assert.Contains("does not fit this model and optimizer; nothing was changed", error.Message);
-        Assert.Contains("model.blocks.0.up.lora_A.weight: F32 [4, 16] in the file, F32 [2, 16] expected", error.Message);
-        Assert.Contains("optimizer.state.blocks.0.up.lora_A.weight.exp_avg: F32 [4, 16] in the file, F32 [2, 16] expected", error.Message);
+        Assert.Contains("model.blocks.0.up.lora_A.default.weight: F32 [4, 16] in the file, F32 [2, 16] expected", error.Message);
+        Assert.Contains("optimizer.state.blocks.0.up.lora_A.default.weight.exp_avg: F32 [4, 16] in the file, F32 [2, 16] expected", error.Message);
         before.AssertUnchanged(model, optimizer);
     }
 
@@ -422,7 +422,7 @@ public sealed class TrainingStateTests : IDisposable
         var error = Assert.Throws<ArgumentException>(() => model.SaveTrainingState(path, optim.AdamW(model.LoraParameters().Append(foreign).ToList()), 0));
         Assert.Contains("holds a Float32 tensor of shape [3, 3] that is not a parameter of this model", error.Message);
         var twice = optim.AdamW(model.LoraParameters().Append(model.LoraParameters()[0]).ToList());
-        Assert.Contains("holds 'blocks.0.up.lora_A.weight' twice", Assert.Throws<ArgumentException>(() => model.SaveTrainingState(path, twice, 0)).Message);
+        Assert.Contains("holds 'blocks.0.up.lora_A.default.weight' twice", Assert.Throws<ArgumentException>(() => model.SaveTrainingState(path, twice, 0)).Message);
         Assert.Throws<NotSupportedException>(() => model.SaveTrainingState(path, optim.LBFGS(model.LoraParameters()), 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => model.SaveTrainingState(path, optim.AdamW(model.LoraParameters()), -1));
         Assert.False(File.Exists(path));

@@ -21,9 +21,9 @@ public static class Adapters
             Randomize(layer, std);
     }
 
-    /// <summary>One adapter matrix by its PEFT name, e.g. "lora_A.weight".</summary>
+    /// <summary>One matrix of the default adapter by its name in PEFT's files, e.g. "lora_A.weight".</summary>
     public static Parameter Adapter(LoraLayer layer, string name) =>
-        layer.NamedAdapterParameters.Single(p => p.Name == name).Parameter;
+        layer.AdapterParametersOf(LoraLayer.DefaultAdapter).Single(p => p.Name == name).Parameter;
 
     /// <summary>Numbers in the adapter.</summary>
     public static long Count(LoraLayer layer) => layer.NamedAdapterParameters.Sum(p => p.Parameter.numel());

@@ -24,12 +24,12 @@ public sealed class RunTimeTargetingTests
 
         // Each X.weight / X.bias becomes X.base_layer.weight / .bias at its place, the adapters right after it.
         Assert.Equal(
-            ["0.base_layer.weight", "0.base_layer.bias", "0.lora_A.weight", "0.lora_B.weight",
-             "2.base_layer.weight", "2.base_layer.bias", "2.lora_A.weight", "2.lora_B.weight"],
+            ["0.base_layer.weight", "0.base_layer.bias", "0.lora_A.default.weight", "0.lora_B.default.weight",
+             "2.base_layer.weight", "2.base_layer.bias", "2.lora_A.default.weight", "2.lora_B.default.weight"],
             model.named_parameters().Select(p => p.name));
         Assert.Equal(["0.weight", "0.bias", "2.weight", "2.bias"], before);
         Assert.Equal(2 * (4 + 8) + 2 * (8 + 3), report.TrainableParameters);
-        Assert.Equal(["0.lora_A.weight", "0.lora_B.weight", "2.lora_A.weight", "2.lora_B.weight"],
+        Assert.Equal(["0.lora_A.default.weight", "0.lora_B.default.weight", "2.lora_A.default.weight", "2.lora_B.default.weight"],
             model.NamedLoraParameters().Select(p => p.Path));
         using (var fresh = model.call(x))
             Closeness.AssertBitIdentical(fresh, plain); // B = 0: a fresh adapter changes nothing
@@ -52,8 +52,8 @@ public sealed class RunTimeTargetingTests
         Assert.IsAssignableFrom<LoraLayer>(model.List[1]);
         Assert.IsAssignableFrom<LoraLayer>(model.Dict["up"]);
         Assert.Equal(
-            ["list.0.weight", "list.0.bias", "list.1.base_layer.weight", "list.1.base_layer.bias", "list.1.lora_A.weight", "list.1.lora_B.weight",
-             "dict.up.base_layer.weight", "dict.up.base_layer.bias", "dict.up.lora_A.weight", "dict.up.lora_B.weight"],
+            ["list.0.weight", "list.0.bias", "list.1.base_layer.weight", "list.1.base_layer.bias", "list.1.lora_A.default.weight", "list.1.lora_B.default.weight",
+             "dict.up.base_layer.weight", "dict.up.base_layer.bias", "dict.up.lora_A.default.weight", "dict.up.lora_B.default.weight"],
             model.named_parameters().Select(p => p.name));
 
         foreach (var (_, layer) in model.LoraLayers())
@@ -173,7 +173,7 @@ public sealed class RunTimeTargetingTests
         using var x = ones(1, 3);
         using var y = model.call(x);
         Assert.Equal([6.25f, 0f], y.data<float>().ToArray());
-        Assert.Equal(["0.lora_A.weight", "0.lora_B.weight"], model.NamedLoraParameters().Select(p => p.Path));
+        Assert.Equal(["0.lora_A.default.weight", "0.lora_B.default.weight"], model.NamedLoraParameters().Select(p => p.Path));
     }
 
     [Fact]
@@ -295,8 +295,8 @@ public sealed class RunTimeTargetingTests
             if (layer is not LoraLayer adapted)
                 return x.matmul(((Linear)layer).weight!.t()) + ((Linear)layer).bias!;
             var plain = (Linear)adapted.BaseLayer;
-            var a = adapted.NamedAdapterParameters.Single(p => p.Name == "lora_A.weight").Parameter;
-            var b = adapted.NamedAdapterParameters.Single(p => p.Name == "lora_B.weight").Parameter;
+            var a = adapted.NamedAdapterParameters.Single(p => p.Name == "lora_A.default.weight").Parameter;
+            var b = adapted.NamedAdapterParameters.Single(p => p.Name == "lora_B.default.weight").Parameter;
             var weight = plain.weight! + adapted.Scaling * b.matmul(a);
             return x.matmul(weight.t()) + plain.bias!;
         }

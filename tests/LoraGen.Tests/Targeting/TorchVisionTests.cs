@@ -56,7 +56,7 @@ public class TorchVisionTests
             }
             expected.Add($"{module}.base_layer.{before[i][(module.Length + 1)..]}");
             if (i + 1 == before.Count || ModuleOf(before[i + 1]) != module)
-                expected.AddRange([$"{module}.lora_A.weight", $"{module}.lora_B.weight"]);
+                expected.AddRange([$"{module}.lora_A.default.weight", $"{module}.lora_B.default.weight"]);
         }
         return expected;
     }
@@ -254,7 +254,7 @@ public class TorchVisionTests
         using var model = torchvision.models.resnet18(num_classes: 10);
         model.ApplyLora(new AdapterConfig { Rank = 4, TargetModules = ["fc"] });
         var adapter = model.NamedLoraParameters().Select(p => p.Path).ToList();
-        Assert.Equal(["fc.lora_A.weight", "fc.lora_B.weight"], adapter);
+        Assert.Equal(["fc.lora_A.default.weight", "fc.lora_B.default.weight"], adapter);
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToList();
         Assert.Equal(adapter, trainable);
 
