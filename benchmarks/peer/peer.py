@@ -93,7 +93,8 @@ class Mlp(nn.Module):
         return self.fc4(x)
 
 
-# (b) benchmarks/LoraGen.Benchmarks/Models/SmallTransformer.cs, same sizes, at the main sample's training batch.
+# (b) benchmarks/LoraGen.Benchmarks/Models/SmallTransformer.cs (samples/FineTune's TransformerBlock inside), same sizes,
+# at the main sample's training batch.
 VOCAB, WIDTH, HEADS, HIDDEN, BLOCKS, SEQ, BATCH = 13, 64, 4, 256, 2, 12, 128
 
 

@@ -56,6 +56,8 @@ public sealed class FeedForward : Module<Tensor, Tensor>
 }
 
 /// <summary>A pre-norm block.</summary>
+/// <remarks>The benchmarks' workload (b) (benchmarks/LoraGen.Benchmarks/Models/SmallTransformer.cs) is built from
+/// these blocks too, with LoRA on every projection: a change here changes what it measures.</remarks>
 public sealed class TransformerBlock : Module<Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> norm1 = LayerNorm(ModelSize.Width);

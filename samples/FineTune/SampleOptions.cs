@@ -1,5 +1,4 @@
-using System.Globalization;
-using LoraGen;
+using Samples.Shared;
 
 namespace FineTune;
 
@@ -45,15 +44,11 @@ public sealed record SampleOptions
             string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "--device":
-                    var device = Value();
-                    options = options with { Device = LoraDevice.IsChoice(device) ? device
-                        : throw new ArgumentException($"--device must be {LoraDevice.Choices}, not '{device}'") };
-                    break;
+                case "--device": options = options with { Device = OptionValues.Device(Value()) }; break;
                 case "--steps": options = options with { Steps = Positive("--steps", Value()) }; stepsGiven = true; break;
                 case "--pretrain-steps": options = options with { PretrainSteps = Positive("--pretrain-steps", Value()) }; pretrainGiven = true; break;
                 case "--rank": options = options with { Rank = Positive("--rank", Value()) }; break;
-                case "--seed": options = options with { Seed = WholeNumber("--seed", Value(), minimum: 0) }; break;
+                case "--seed": options = options with { Seed = OptionValues.WholeNumber("--seed", Value(), minimum: 0) }; break;
                 case "--out": options = options with { OutputDirectory = Value() }; break;
                 case "--quick": options = options with { Quick = true }; break;
                 default: throw new ArgumentException($"unknown option '{args[i]}'");
@@ -69,10 +64,5 @@ public sealed record SampleOptions
         return options;
     }
 
-    private static int Positive(string name, string text) => WholeNumber(name, text, minimum: 1);
-
-    private static int WholeNumber(string name, string text, int minimum) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= minimum
-            ? value
-            : throw new ArgumentException($"{name} must be a whole number of at least {minimum}, not '{text}'");
+    private static int Positive(string name, string text) => OptionValues.WholeNumber(name, text, minimum: 1);
 }

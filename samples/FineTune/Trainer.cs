@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Samples.Shared;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,5 +1,4 @@
-using System.Globalization;
-using LoraGen;
+using Samples.Shared;
 
 namespace SpamFilter;
 
@@ -55,11 +54,7 @@ public sealed record SpamFilterOptions
             string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "--device":
-                    var device = Value();
-                    options = options with { Device = LoraDevice.IsChoice(device) ? device
-                        : throw new ArgumentException($"--device must be {LoraDevice.Choices}, not '{device}'") };
-                    break;
+                case "--device": options = options with { Device = OptionValues.Device(Value()) }; break;
                 case "--steps": options = options with { Steps = Whole("--steps", Value(), 1) }; stepsGiven = true; break;
                 case "--batch": options = options with { BatchSize = Whole("--batch", Value(), 2) }; break;
                 case "--seq": options = options with { SequenceLength = Whole("--seq", Value(), 8) }; seqGiven = true; break;
@@ -84,8 +79,5 @@ public sealed record SpamFilterOptions
         return options;
     }
 
-    private static int Whole(string name, string text, int minimum) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= minimum
-            ? value
-            : throw new ArgumentException($"{name} must be a whole number of at least {minimum}, not '{text}'");
+    private static int Whole(string name, string text, int minimum) => OptionValues.WholeNumber(name, text, minimum);
 }

@@ -27,7 +27,7 @@ public sealed class InferenceSession : IDisposable
         model = workload.CreateModel();
         if (mode != InferenceMode.Base)
         {
-            model.ApplyLora();
+            workload.ApplyLora(model);
             // A fresh adapter has B = 0; give every adapter weight values so the update is real work.
             using (no_grad())
                 foreach (var parameter in model.LoraParameters())

@@ -31,7 +31,7 @@ public sealed class TrainingSession : IDisposable
         manual_seed(0);
         Model = workload.CreateModel();
         if (mode == TrainingMode.Lora)
-            Model.ApplyLora();
+            workload.ApplyLora(Model);
         Parameters = mode == TrainingMode.Lora ? Model.LoraParameters() : [.. Model.parameters()];
         Optimizer = optim.AdamW(Parameters, lr: 1e-4);
         (input, target) = workload.CreateBatch();

@@ -1,3 +1,4 @@
+using LoraGen.Files;
 using static TorchSharp.torch;
 
 namespace LoraGen.Benchmarks.Workloads;
@@ -7,8 +8,14 @@ namespace LoraGen.Benchmarks.Workloads;
 /// <param name="CreateModel">Builds a fresh model; called outside any dispose scope.</param>
 /// <param name="CreateBatch">Builds the input and the target; called outside any dispose scope.</param>
 /// <param name="Loss">The loss of the model's output against the target.</param>
+/// <param name="Adapters">What LoRA adapts, by run-time targeting; null: the model's <c>[LoraTarget]</c> attributes.</param>
 public sealed record Workload(
     string Name,
     Func<nn.Module<Tensor, Tensor>> CreateModel,
     Func<(Tensor Input, Tensor Target)> CreateBatch,
-    Func<Tensor, Tensor, Tensor> Loss);
+    Func<Tensor, Tensor, Tensor> Loss,
+    AdapterConfig? Adapters = null)
+{
+    /// <summary>Wraps the workload's LoRA targets in <paramref name="model"/> and freezes the rest.</summary>
+    public LoraReport ApplyLora(nn.Module model) => Adapters is null ? model.ApplyLora() : model.ApplyLora(Adapters);
+}

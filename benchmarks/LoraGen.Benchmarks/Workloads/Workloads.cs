@@ -14,9 +14,9 @@ public static class Workloads
         (output, target) => nn.functional.mse_loss(output, target));
 
     /// <summary>
-    /// (b) <see cref="SmallTransformer"/>, a character transformer with the main sample's width, depth and
-    /// input length and 24 rank-4 adapters inside its blocks, at the sample's training batch: 128 sequences of 12 tokens, cross-entropy
-    /// on every position.
+    /// (b) <see cref="SmallTransformer"/>, a character transformer of the main sample's blocks with its input length
+    /// and rank-4 adapters on the 12 projections inside its blocks (<see cref="SmallTransformer.Adapters"/>), at the
+    /// sample's training batch: 128 sequences of 12 tokens, cross-entropy on every position.
     /// </summary>
     public static Workload Transformer { get; } = new(
         "transformer",
@@ -24,7 +24,8 @@ public static class Workloads
         () => (
             randint(SmallTransformer.Vocabulary, [TransformerBatch, SmallTransformer.SequenceLength]),
             randint(SmallTransformer.Vocabulary, [TransformerBatch, SmallTransformer.SequenceLength])),
-        (logits, targets) => nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.flatten()));
+        (logits, targets) => nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.flatten()),
+        SmallTransformer.Adapters);
 
     /// <summary>The main sample's batch size (samples/FineTune's TrainingSettings).</summary>
     public const int TransformerBatch = 128;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Samples.Shared;
 using SpamFilter.Model;
 using TorchSharp;
 using TorchSharp.Modules;

@@ -1,16 +1,16 @@
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace FineTune;
+namespace Samples.Shared;
 
 /// <summary>
 /// The memory a training run holds from step to step, counted from the live tensors after the first
 /// step: every weight, every gradient, and AdamW's two moment tensors per trained parameter (AdamW
 /// allocates exactly those, and only for parameters that have a gradient). Activations are freed with
-/// each step's dispose scope and are the same for both methods, so they are left out; so is the process's
-/// resident set, which LibTorch and the .NET runtime dominate at this model size.
+/// each step's dispose scope and are the same whatever is trained, so they are left out; so is the
+/// process's resident set, which LibTorch and the .NET runtime dominate.
 /// </summary>
-public static class TrainingMemory
+/// <remarks>One file compiled into samples/FineTune and samples/SpamFilter (each csproj links samples/Shared).</remarks>
+internal static class TrainingMemory
 {
     public static long TensorBytes(nn.Module model)
     {
