@@ -219,6 +219,16 @@ public sealed class NamedAdapterTests
         }
     }
 
+    [Fact]
+    public void A_Hugging_Face_base_saved_from_a_model_with_several_adapters_holds_no_adapter_of_any_name()
+    {
+        var model = TwoAdapters(); // "b" is inactive
+        var directory = Temp();
+        model.SavePretrained(directory);
+        using var reader = SafetensorsReader.Open(Path.Combine(directory, "model.safetensors"));
+        Assert.Equal(["0.bias", "0.weight", "2.bias", "2.weight"], reader.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+    }
+
     private static string Temp()
     {
         var path = Path.Combine(Path.GetTempPath(), "loragen-tests", Guid.NewGuid().ToString("N"));
