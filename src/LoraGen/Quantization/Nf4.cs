@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraGen;
@@ -39,6 +40,8 @@ public static class Nf4
         1.0f,
     ];
 
+    internal static float[] CodeArray => code;
+
     /// <summary>The 16 NormalFloat values, index = 4-bit code, ascending.</summary>
     public static IReadOnlyList<float> Code => code;
 
@@ -53,10 +56,16 @@ public static class Nf4
 
     /// <summary>Packs <paramref name="weight"/> (any shape, any float type) into NF4: (packed codes, uint8 [ceil(n/2)];
     /// absmax, float32 [ceil(n/64)]). The last block may be short; its absmax covers only its own values.</summary>
-    internal static (Tensor Packed, Tensor Absmax) Quantize(Tensor weight)
+    internal static (Tensor Packed, Tensor Absmax) Quantize(Tensor weight, bool tensorOps = false)
     {
         using var scope = NewDisposeScope();
-        var (scaled, absmax, n) = ScaleBlocks(weight.detach().reshape(-1).to(ScalarType.Float32), BlockSize);
+        var flat = weight.detach().reshape(-1).to(ScalarType.Float32).contiguous();
+        if (flat.device_type == DeviceType.CPU && !tensorOps)
+        {
+            var (p, a) = Nf4Kernels.Quantize(flat);
+            return (p.MoveToOuterDisposeScope(), a.MoveToOuterDisposeScope());
+        }
+        var (scaled, absmax, n) = ScaleBlocks(flat, BlockSize);
         using var bounds = tensor(Midpoints, device: weight.device);
         var q = bucketize(scaled, bounds, outInt32: true).view(-1, 2);
         var packed = (q.select(1, 0) * 16 + q.select(1, 1)).to(ScalarType.Byte);
@@ -65,9 +74,11 @@ public static class Nf4
     }
 
     /// <summary>The float32 values of <paramref name="count"/> NF4 weights: <c>code[q] * absmax[block]</c>.</summary>
-    internal static Tensor Dequantize(Tensor packed, Tensor absmax, long count)
+    internal static Tensor Dequantize(Tensor packed, Tensor absmax, long count, bool tensorOps = false)
     {
         using var scope = NewDisposeScope();
+        if (packed.device_type == DeviceType.CPU && !tensorOps)
+            return Nf4Kernels.Dequantize(packed.contiguous(), absmax.contiguous(), count).MoveToOuterDisposeScope();
         using var table = tensor(pairTable, device: packed.device).view(256, 2);
         var values = table.index_select(0, packed.to(ScalarType.Int32)).view(-1);
         var blocks = absmax.shape[0];

@@ -28,6 +28,9 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     private QuantizedLinear(QuantizationKind kind, long inFeatures, long outFeatures, Tensor codes, Tensor absmax,
         Tensor? absmaxScale, Tensor? absmaxOffset, Tensor? bias) : base(nameof(QuantizedLinear))
     {
+        // The layer owns its tensors: one built inside a dispose scope (a loader's, a step's) must outlive it.
+        foreach (var t in new[] { codes, absmax, absmaxScale, absmaxOffset, bias })
+            t?.DetachFromDisposeScope();
         Kind = kind;
         InFeatures = inFeatures;
         OutFeatures = outFeatures;

@@ -119,6 +119,24 @@ public sealed class QuantizationTests
         Assert.Equal(7, codes[64]);    // zero block → code of 0.0
     }
 
+    [Fact]
+    public void Cpu_kernels_and_tensor_operations_agree_bit_for_bit()
+    {
+        // The CPU path is plain C# over the tensors' memory; other devices use libtorch operations (bucketize,
+        // index_select). Both must give the same codes and values.
+        var values = FixedWeight(33 * 70, 5);
+        using var weight = tensor(values).view(33, 70);
+        var (packed, absmax) = Nf4.Quantize(weight);
+        var (packedOps, absmaxOps) = Nf4.Quantize(weight, tensorOps: true);
+        Assert.Equal(packedOps.data<byte>().ToArray(), packed.data<byte>().ToArray());
+        AssertBitwise(absmaxOps.data<float>().ToArray(), absmax);
+        using var fast = Nf4.Dequantize(packed, absmax, values.Length);
+        using var ops = Nf4.Dequantize(packed, absmax, values.Length, tensorOps: true);
+        AssertBitwise(ops.data<float>().ToArray(), fast);
+        foreach (var t in new[] { packed, absmax, packedOps, absmaxOps })
+            t.Dispose();
+    }
+
     /// <summary>bitsandbytes' create_dynamic_map(signed=True) in plain floats: libtorch's float32 linspace
     /// (start + step·i below the middle, end − step·(n−1−i) above), midpoints, times float32(10^(i−6)).</summary>
     private static float[] ReferenceDynamicMap()
@@ -277,6 +295,21 @@ public sealed class QuantizationTests
             Assert.True(quantized.Grads[i].allclose(reference.Grads[i], rtol: 1e-5, atol: 1e-6), $"gradient {i} differs");
         // The base has nothing to train.
         Assert.Empty(first.parameters());
+    }
+
+    [Fact]
+    public void A_layer_built_inside_a_dispose_scope_outlives_it()
+    {
+        QuantizedLinear layer;
+        using (NewDisposeScope())
+        {
+            var w = randn(8, 64);
+            layer = QuantizedLinear.FromWeight(w, randn(8), QuantizationKind.Nf4DoubleQuantized);
+        }
+        using (layer)
+        using (var x = randn(2, 64))
+        using (var y = layer.forward(x))
+            Assert.Equal(new long[] { 2, 8 }, y.shape);
     }
 
     [Fact]
