@@ -225,6 +225,27 @@ public static class Qlora7bCommand
 
         var parameters = blocks.SelectMany(b => new[] { b.Q.A, b.Q.B, b.V.A, b.V.B }).ToList();
         var optimizer = optim.AdamW(parameters, lr: 1e-4);
+
+        // Where a step's time goes: one MLP matrix (11008 × 4096) generated, quantized, dequantized.
+        using (NewDisposeScope())
+        {
+            var probe = Stopwatch.StartNew();
+            var w = randn(Mlp, Width);
+            var randnMs = probe.Elapsed.TotalMilliseconds;
+            probe.Restart();
+            using var q = QuantizedLinear.FromWeight(w, null, kind);
+            var quantizeMs = probe.Elapsed.TotalMilliseconds;
+            probe.Restart();
+            var d = q.Dequantize();
+            var dequantizeMs = probe.Elapsed.TotalMilliseconds;
+            probe.Restart();
+            _ = randn(Sequence, Width).matmul(d.t());
+            var matmulMs = probe.Elapsed.TotalMilliseconds;
+            Report.Line("qlora7b.probe_mlp_matrix_randn_ms", randnMs);
+            Report.Line("qlora7b.probe_mlp_matrix_quantize_ms", quantizeMs);
+            Report.Line("qlora7b.probe_mlp_matrix_dequantize_ms", dequantizeMs);
+            Report.Line("qlora7b.probe_mlp_matrix_matmul_16_tokens_ms", matmulMs);
+        }
         var tokens = randint(0, Vocabulary, [1, Sequence + 1], dtype: ScalarType.Int64);
         var input = tokens.narrow(1, 0, Sequence);
         var labels = tokens.narrow(1, 1, Sequence).reshape(-1);
