@@ -13,6 +13,8 @@ return args.FirstOrDefault() switch
     "compare" => CompareCommand.Run(new Arguments(args[1..])),
     "memory" => MemoryCommand.Run(new Arguments(args[1..])),
     "checkpoint-memory" => CheckpointMemoryCommand.Run(new Arguments(args[1..])),
+    "qlora-memory" => QloraMemoryCommand.Run(new Arguments(args[1..])),
+    "qlora-7b" => Qlora7bCommand.Run(new Arguments(args[1..])),
     _ => RunBenchmarkDotNet(args),
 };
 
