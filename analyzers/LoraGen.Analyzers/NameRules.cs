@@ -88,6 +88,7 @@ internal static class NameRules
         Compare("Dropout", own.Dropout, inherited.Dropout);
         Compare("UseRsLora", own.UseRsLora, inherited.UseRsLora);
         Compare("Init", own.Init, inherited.Init);
+        Compare("UseDora", own.UseDora, inherited.UseDora);
         return string.Join("; ", parts);
     }
 

@@ -15,6 +15,7 @@ internal sealed class LoraAttributeData
     public double? Dropout { get; private set; }
     public bool? UseRsLora { get; private set; }
     public int? Init { get; private set; }
+    public bool? UseDora { get; private set; }
     public ImmutableArray<string> Targets { get; private set; } = ImmutableArray<string>.Empty;
     public ImmutableArray<string> Exclude { get; private set; } = ImmutableArray<string>.Empty;
     public ImmutableArray<string> Trainable { get; private set; } = ImmutableArray<string>.Empty;
@@ -40,6 +41,7 @@ internal sealed class LoraAttributeData
                 case "Dropout" when value.Value is double dropout: data.Dropout = dropout; break;
                 case "UseRsLora" when value.Value is bool rs: data.UseRsLora = rs; break;
                 case "Init" when value.Value is int init: data.Init = init; break;
+                case "UseDora" when value.Value is bool dora: data.UseDora = dora; break;
                 case "Targets" when ReadNames(value) is { } names: data.Targets = names; break;
                 case "Exclude" when ReadNames(value) is { } names: data.Exclude = names; break;
                 case "Trainable" when ReadNames(value) is { } names: data.Trainable = names; break;
@@ -58,7 +60,8 @@ internal sealed class LoraAttributeData
             fieldOptions?.Alpha ?? classOptions?.Alpha,
             fieldOptions?.Dropout ?? classOptions?.Dropout ?? 0,
             fieldOptions?.UseRsLora ?? classOptions?.UseRsLora ?? false,
-            fieldOptions?.Init ?? classOptions?.Init ?? 0);
+            fieldOptions?.Init ?? classOptions?.Init ?? 0,
+            fieldOptions?.UseDora ?? classOptions?.UseDora ?? false);
     }
 
     private static ImmutableArray<string>? ReadNames(TypedConstant value)
@@ -77,7 +80,7 @@ internal sealed class LoraAttributeData
 }
 
 /// <summary>The options one target ends up with. <see cref="Alpha"/> null means "same as the rank".</summary>
-internal readonly record struct EffectiveOptions(int Rank, double? Alpha, double Dropout, bool UseRsLora, int Init)
+internal readonly record struct EffectiveOptions(int Rank, double? Alpha, double Dropout, bool UseRsLora, int Init, bool UseDora = false)
 {
     public double EffectiveAlpha => Alpha ?? Rank;
     public double Scaling => UseRsLora ? EffectiveAlpha / System.Math.Sqrt(Rank) : EffectiveAlpha / Rank;

@@ -46,4 +46,8 @@ public sealed class LoraTargetAttribute : Attribute
 
     /// <summary>How the adapter matrices are initialised.</summary>
     public LoraInit Init { get; set; }
+
+    /// <summary>DoRA (PEFT's <c>use_dora</c>): a trained magnitude per output rescales the adapted weight; see
+    /// <see cref="LoraConfig.UseDora"/>.</summary>
+    public bool UseDora { get; set; }
 }

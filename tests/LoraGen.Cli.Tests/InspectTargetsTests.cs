@@ -76,14 +76,14 @@ public sealed class InspectTargetsTests
     {
         var adapter = AdapterWith(Plain);
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(adapter, AdapterConfig.FileName)))!.AsObject();
-        json["use_dora"] = true;
+        json["fan_in_fan_out"] = true;
         json["init_lora_weights"] = "pissa_niter_4";
         File.WriteAllText(Path.Combine(adapter, AdapterConfig.FileName), json.ToJsonString());
         var (code, output, error) = Run("inspect", adapter);
         Assert.Equal(1, code);
         Assert.Equal("", output);
         Assert.Contains("for 2 reasons", error);
-        Assert.Contains("use_dora is true", error);
+        Assert.Contains("fan_in_fan_out is true", error);
         Assert.Contains("init_lora_weights is \"pissa_niter_4\"", error);
         Assert.Contains("path_initial_model_for_weight_conversion", error);
     }

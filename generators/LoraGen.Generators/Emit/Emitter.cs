@@ -111,7 +111,7 @@ internal static class Emitter
     internal static string Plan(LoraTargetSpec target)
     {
         var options = $"rank {target.Rank}" + (target.Alpha is { } alpha ? ", alpha " + Number(alpha) : "")
-            + (target.UseRsLora ? ", rsLoRA" : "");
+            + (target.UseRsLora ? ", rsLoRA" : "") + (target.UseDora ? ", DoRA" : "");
         if (target.Kind is null)
             return $"{target.Field}: layer known at run time, {options}";
         if (target.InFeatures is not { } inFeatures || target.OutFeatures is not { } outFeatures || target.KernelElements is not { } kernel)
@@ -130,6 +130,7 @@ internal static class Emitter
         if (target.Dropout != 0) config.Add($"Dropout = {Literal(target.Dropout)}");
         if (target.UseRsLora) config.Add("UseRsLora = true");
         if (target.Init != 0) config.Add("Init = " + InitLiteral(target.Init));
+        if (target.UseDora) config.Add("UseDora = true");
         var info = $"new {TargetInfo}({Quote(target.Field)}, new global::LoraGen.LoraConfig {{ {string.Join(", ", config)} }})";
         var extras = new List<string>();
         if (target.Kind is not null)
@@ -144,6 +145,8 @@ internal static class Emitter
     {
         0 => "global::LoraGen.LoraInit.Default",
         1 => "global::LoraGen.LoraInit.Gaussian",
+        2 => "global::LoraGen.LoraInit.Pissa",
+        3 => "global::LoraGen.LoraInit.Olora",
         _ => "(global::LoraGen.LoraInit)" + init.ToString(CultureInfo.InvariantCulture),
     };
 

@@ -55,4 +55,5 @@ internal sealed record LoraTargetSpec(
     string? Kind,
     long? InFeatures,
     long? OutFeatures,
-    long? KernelElements);
+    long? KernelElements,
+    bool UseDora = false);

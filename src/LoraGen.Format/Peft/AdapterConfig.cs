@@ -33,8 +33,15 @@ public sealed record AdapterConfig
     /// <summary>PEFT's <c>use_rslora</c>: scaling alpha / √r.</summary>
     public bool UseRsLora { get; init; }
 
-    /// <summary>PEFT's <c>init_lora_weights</c>: <c>"gaussian"</c> or the default.</summary>
+    /// <summary>PEFT's <c>init_lora_weights</c>: <c>"gaussian"</c> or the default when read from a file (a file with
+    /// <c>"pissa"</c> or <c>"olora"</c> is refused: see <see cref="LoraInit.Pissa"/>); any value for run-time targeting.</summary>
     public LoraInit Init { get; init; }
+
+    /// <summary>With <see cref="Init"/> = <see cref="LoraInit.Pissa"/>: see <see cref="LoraConfig.PissaIterations"/>.</summary>
+    public int? PissaIterations { get; init; }
+
+    /// <summary>PEFT's <c>use_dora</c>: every adapted layer is a DoRA layer, with a <c>lora_magnitude_vector</c> tensor.</summary>
+    public bool UseDora { get; init; }
 
     /// <summary>PEFT's <c>init_lora_weights</c> as the file writes it (<c>true</c>, <c>false</c>, <c>gaussian</c>,
     /// <c>eva</c>, <c>orthogonal</c>, <c>mica</c>: the ones LoraGen reads as plain LoRA, since they only decide how A and B
@@ -143,7 +150,11 @@ public sealed record AdapterConfig
     {
         int rank = PeftTargeting.PatternKey(RankPattern.Keys, modulePath) is { } rankKey ? RankPattern[rankKey] : Rank;
         double alpha = PeftTargeting.PatternKey(AlphaPattern.Keys, modulePath) is { } alphaKey ? AlphaPattern[alphaKey] : Alpha;
-        return new LoraConfig { Rank = rank, Alpha = alpha, Dropout = Dropout, UseRsLora = UseRsLora, Init = Init };
+        return new LoraConfig
+        {
+            Rank = rank, Alpha = alpha, Dropout = Dropout, UseRsLora = UseRsLora, Init = Init, UseDora = UseDora,
+            PissaIterations = Init == LoraInit.Pissa ? PissaIterations : null,
+        };
     }
 
     /// <summary>Reads and checks an <c>adapter_config.json</c>.</summary>
@@ -234,6 +245,7 @@ public sealed record AdapterConfig
             Alpha = alpha,
             Dropout = dropout,
             UseRsLora = Flag(obj, "use_rslora", source),
+            UseDora = Flag(obj, "use_dora", source),
             Init = obj["init_lora_weights"] is JsonValue init && init.GetValueKind() == JsonValueKind.String
                 && string.Equals(init.GetValue<string>(), "gaussian", StringComparison.OrdinalIgnoreCase) ? LoraInit.Gaussian : LoraInit.Default,
             InitLoraWeights = obj["init_lora_weights"]?.ToJsonString().Trim('"'),
@@ -258,7 +270,8 @@ public sealed record AdapterConfig
     }
 
     /// <summary>The JSON PEFT writes (keys sorted, two-space indent), with PEFT's fixed values for what LoraGen
-    /// does not vary: bias "none", peft_type "LORA", inference_mode true, fan_in_fan_out false.</summary>
+    /// does not vary: bias "none", peft_type "LORA", inference_mode true, fan_in_fan_out false. (Saving a PiSSA/OLoRA
+    /// adapter writes its plain-LoRA conversion, whose config says <c>true</c>.)</summary>
     public byte[] ToJson()
     {
         var obj = new SortedDictionary<string, JsonNode?>(StringComparer.Ordinal)
@@ -269,7 +282,12 @@ public sealed record AdapterConfig
             ["bias"] = "none",
             ["fan_in_fan_out"] = false,
             ["inference_mode"] = true,
-            ["init_lora_weights"] = Init == LoraInit.Gaussian ? JsonValue.Create("gaussian") : JsonValue.Create(true),
+            ["init_lora_weights"] = Init switch
+            {
+                LoraInit.Gaussian => JsonValue.Create("gaussian"),
+                LoraInit.Pissa or LoraInit.Olora => JsonValue.Create(new LoraConfig { Init = Init, PissaIterations = PissaIterations }.PeftInitName),
+                _ => JsonValue.Create(true),
+            },
             ["exclude_modules"] = ExcludeModulesPattern is { } excludePattern ? JsonValue.Create(excludePattern)
                 : ExcludeModules.Count == 0 ? null : new JsonArray(ExcludeModules.Select(m => (JsonNode?)m).ToArray()),
             ["layers_pattern"] = LayersPattern is null ? null : new JsonArray(LayersPattern.Select(m => (JsonNode?)m).ToArray()),
@@ -284,7 +302,7 @@ public sealed record AdapterConfig
             ["target_modules"] = TargetModulesPattern is { } targetPattern ? JsonValue.Create(targetPattern)
                 : new JsonArray(TargetModules.Select(m => (JsonNode?)m).ToArray()),
             ["task_type"] = TaskType,
-            ["use_dora"] = false,
+            ["use_dora"] = UseDora,
             ["use_rslora"] = UseRsLora,
         };
         var json = new JsonObject(obj);

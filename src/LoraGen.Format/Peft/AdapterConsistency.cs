@@ -77,6 +77,13 @@ internal static class AdapterConsistency
     private static AdapterLayerTensors? Pair(string path, List<(string Suffix, SafetensorsTensorInfo Tensor)> parts,
         AdapterConfig config, List<string> problems)
     {
+        var magnitude = parts.Where(p => p.Suffix == PeftLayout.MagnitudeVector).Select(p => p.Tensor).FirstOrDefault();
+        parts = parts.Where(p => p.Suffix != PeftLayout.MagnitudeVector).ToList();
+        if (parts.Count == 0)
+        {
+            problems.Add($"'{path}': {PeftLayout.MagnitudeVector} {magnitude!.ShapeText} has no lora_A / lora_B");
+            return null;
+        }
         var halvesA = parts.Where(p => p.Suffix is LinearA or EmbeddingA).ToList();
         var halvesB = parts.Where(p => p.Suffix is LinearB or EmbeddingB).ToList();
         if (halvesA.Count > 1 || halvesB.Count > 1)
@@ -120,7 +127,30 @@ internal static class AdapterConsistency
             return null;
         }
         var kind = embedding ? LoraLayerKind.Embedding : a.Shape.Count switch { 2 => LoraLayerKind.Linear, 3 => LoraLayerKind.Conv1d, _ => LoraLayerKind.Conv2d };
-        return new AdapterLayerTensors(path, kind, a, b, wanted);
+        if (MagnitudeProblem(magnitude, b, kind, config.UseDora) is { } magnitudeProblem)
+        {
+            problems.Add($"'{path}': {magnitudeProblem}");
+            return null;
+        }
+        return new AdapterLayerTensors(path, kind, a, b, wanted, magnitude);
+    }
+
+    // DoRA: use_dora and lora_magnitude_vector go together; the vector is [out] (Linear), [dim] (Embedding) or
+    // [1, out, 1…] (convolutions), out being B's first size.
+    private static string? MagnitudeProblem(SafetensorsTensorInfo? magnitude, SafetensorsTensorInfo b, LoraLayerKind kind, bool useDora)
+    {
+        if (magnitude is null)
+            return useDora ? $"{AdapterConfig.FileName} says use_dora, but the layer has no {PeftLayout.MagnitudeVector}" : null;
+        if (!useDora)
+            return $"{PeftLayout.MagnitudeVector} {magnitude.ShapeText} is a DoRA tensor, but {AdapterConfig.FileName} does not say use_dora: true";
+        if (!magnitude.DType.IsFloatingPoint())
+            return $"{PeftLayout.MagnitudeVector} is {magnitude.DType}; it must be floating point";
+        long[] expected = kind is LoraLayerKind.Linear or LoraLayerKind.Embedding
+            ? [b.Shape[0]]
+            : [1, b.Shape[0], .. Enumerable.Repeat(1L, b.Shape.Count - 2)];
+        return magnitude.Shape.SequenceEqual(expected)
+            ? null
+            : $"{PeftLayout.MagnitudeVector} is {magnitude.ShapeText}, but a DoRA {kind} with {b.Shape[0]} outputs has [{string.Join(", ", expected)}]";
     }
 
     // Null when A and B are a LoRA pair: Linear [r, in] · [out, r]; Conv1d [r, in, k] · [out, r, 1];

@@ -8,7 +8,9 @@ namespace LoraGen.Files;
 /// <param name="A">lora_A: [r, in, k…] (Linear, conv) or [r, num] (Embedding).</param>
 /// <param name="B">lora_B: [out, r, 1…] (Linear, conv) or [dim, r] (Embedding).</param>
 /// <param name="Config">Rank, alpha and scaling from the config (its rank equals <see cref="Rank"/>).</param>
-internal sealed record AdapterLayerTensors(string Path, LoraLayerKind Kind, SafetensorsTensorInfo A, SafetensorsTensorInfo B, LoraConfig Config)
+/// <param name="Magnitude">DoRA's <c>lora_magnitude_vector</c>, or null for plain LoRA.</param>
+internal sealed record AdapterLayerTensors(string Path, LoraLayerKind Kind, SafetensorsTensorInfo A, SafetensorsTensorInfo B, LoraConfig Config,
+    SafetensorsTensorInfo? Magnitude = null)
 {
     /// <summary>The rank r: A's first size, B's second.</summary>
     public int Rank => (int)A.Shape[0];

@@ -42,6 +42,10 @@ internal sealed class MergePlan
             throw new LoraFileException($"{refusal} " + string.Join(" ", inconsistent.Select(pair =>
                 AdapterConsistency.Describe(several ? $"Adapter '{pair.First.Name}'" : "The adapter", pair.Second.Problems))));
 
+        if (config.UseDora)
+            throw new LoraFileException($"{refusal} The adapter is a DoRA adapter (use_dora): its merged weight is m / ‖W + scaling·B·A‖ · (W + scaling·B·A), " +
+                "which the offline merge does not compute yet. Load it onto the model in LoraGen (LoadAdapter) and call MergeAndUnload(), " +
+                "or merge it in PEFT.");
         var problems = new List<string>();
         // Every adapter's layers by module path, in the order the adapters were given.
         var byPath = new SortedDictionary<string, List<(MergeSource Source, AdapterLayerTensors Layer)>>(StringComparer.Ordinal);

@@ -18,8 +18,6 @@ internal static class PeftConfigKeys
     /// <summary>Keys that change what the weights mean when set: (meaning, what to do).</summary>
     private static readonly (string Key, string Meaning, string Todo)[] ChangesMeaning =
     [
-        ("use_dora", "DoRA: each adapted weight is rescaled by a learned magnitude (lora_magnitude_vector tensors), so the output is not W·x + scaling·B·A·x",
-            $"LoraGen reads plain LoRA only (DoRA may come in a later version); {MergeInPeft}"),
         ("fan_in_fan_out", "the base weights are stored transposed (GPT-2's Conv1D), and so is the update",
             $"LoraGen adapts Linear, Embedding, Conv1d and Conv2d only; {MergeInPeft}"),
         ("lora_bias", "lora_B has a trained bias (lora_B.bias tensors) added to the layer's output",
@@ -58,7 +56,7 @@ internal static class PeftConfigKeys
         "r", "lora_alpha", "lora_dropout", "use_rslora", "target_modules", "exclude_modules", "layers_to_transform",
         "layers_pattern", "rank_pattern", "alpha_pattern", "modules_to_save", "bias", "init_lora_weights",
         "megatron_core", "loftq_config", "eva_config", "corda_config", "lora_ga_config", "qalora_group_size",
-        "ensure_weight_tying", "runtime_config", "merge_weights",
+        "ensure_weight_tying", "runtime_config", "merge_weights", "use_dora",
     };
 
     /// <summary>init_lora_weights values that rewrite the base weights, so the adapter only means something against
@@ -136,7 +134,8 @@ internal static class PeftConfigKeys
                     return $"init_lora_weights is \"{init}\": {meaning}. PEFT re-runs this initialisation when it loads the adapter, so the " +
                         "weights only mean something against that residual base, not the base model LoraGen would apply them to. " +
                         "Save the adapter from PEFT with save_pretrained(..., path_initial_model_for_weight_conversion=<the initial adapter's directory>): " +
-                        "it writes an equivalent plain LoRA (rank 2r) on the original base, which LoraGen reads";
+                        "it writes an equivalent plain LoRA (rank 2r, alpha doubled, init_lora_weights true) on the original base, which LoraGen reads " +
+                        "(LoraGen's own PiSSA/OLoRA adapters are saved that way)";
                 if (string.Equals(init, "gaussian", StringComparison.OrdinalIgnoreCase) || init is "eva" or "orthogonal"
                     || string.Equals(init, "mica", StringComparison.OrdinalIgnoreCase))
                     return null;   // only how A and B start; the base is untouched, the saved A and B are the adapter

@@ -26,9 +26,14 @@ public static class PeftLayout
     /// <summary>An embedding adapter's B, a bare parameter: [dim, r].</summary>
     public const string EmbeddingB = "lora_embedding_B";
 
+    /// <summary>DoRA's magnitude vector: in files a bare tensor (<c>q_proj.lora_magnitude_vector</c>), in memory the
+    /// <c>weight</c> of a module per adapter (<c>q_proj.lora_magnitude_vector.default.weight</c>), as PEFT names it.
+    /// [out] for Linear, [dim] for Embedding, [1, out, 1…] for convolutions.</summary>
+    public const string MagnitudeVector = "lora_magnitude_vector";
+
     /// <summary>The parameter names inside a LoRA layer, as they end a key: <c>lora_A.weight</c>, <c>lora_B.weight</c>,
-    /// <c>lora_embedding_A</c>, <c>lora_embedding_B</c>.</summary>
-    public static IReadOnlyList<string> AdapterParameterNames { get; } = [LoraA + ".weight", LoraB + ".weight", EmbeddingA, EmbeddingB];
+    /// <c>lora_embedding_A</c>, <c>lora_embedding_B</c>, and DoRA's <c>lora_magnitude_vector</c>.</summary>
+    public static IReadOnlyList<string> AdapterParameterNames { get; } = [LoraA + ".weight", LoraB + ".weight", EmbeddingA, EmbeddingB, MagnitudeVector];
 
     /// <summary>Splits an adapter key (without its prefix) into the module path and the adapter parameter name as PEFT
     /// writes it in files (one of <see cref="AdapterParameterNames"/>); null for any other key, such as a
@@ -42,8 +47,8 @@ public static class PeftLayout
                 return (key[..^(name.Length + 1)], name);
         // path.lora_A.<adapter>.weight, path.lora_embedding_A.<adapter>
         var parts = key.Split('.');
-        if (parts.Length >= 4 && parts[^1] == "weight" && parts[^3] is LoraA or LoraB)
-            return (string.Join('.', parts[..^3]), parts[^3] + ".weight");
+        if (parts.Length >= 4 && parts[^1] == "weight" && parts[^3] is LoraA or LoraB or MagnitudeVector)
+            return (string.Join('.', parts[..^3]), parts[^3] is MagnitudeVector ? MagnitudeVector : parts[^3] + ".weight");
         if (parts.Length >= 3 && parts[^2] is EmbeddingA or EmbeddingB)
             return (string.Join('.', parts[..^2]), parts[^2]);
         return null;

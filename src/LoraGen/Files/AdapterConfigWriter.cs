@@ -12,7 +12,7 @@ internal static class AdapterConfigWriter
     {
         var layers = LoraTree.Layers(model)
             .Where(entry => entry.Layer.AdapterNames.Contains(adapter))
-            .Select(entry => (Path: options.FilePath(entry.Path), Config: entry.Layer.ConfigOf(adapter)))
+            .Select(entry => (Path: options.FilePath(entry.Path), Config: AsSaved(entry.Layer.ConfigOf(adapter))))
             .ToList();
         if (layers.Count == 0)
             throw new InvalidOperationException(
@@ -21,6 +21,10 @@ internal static class AdapterConfigWriter
             throw new InvalidOperationException(
                 "Some layers use rsLoRA scaling and others do not; PEFT's adapter_config.json has one use_rslora for all. " +
                 "Set UseRsLora the same way on every target.");
+        if (layers.Select(layer => layer.Config.UseDora).Distinct().Count() > 1)
+            throw new InvalidOperationException(
+                $"Adapter '{adapter}' is DoRA on some layers and plain LoRA on others; PEFT's adapter_config.json has one use_dora for all. " +
+                "Set UseDora the same way on every target.");
 
         int rank = MostCommon(layers.Select(layer => layer.Config.Rank));
         double alpha = MostCommon(layers.Select(layer => layer.Config.EffectiveAlpha));
@@ -49,6 +53,7 @@ internal static class AdapterConfigWriter
             // PEFT has one dropout for all layers; it only matters for further training.
             Dropout = MostCommon(layers.Select(layer => layer.Config.Dropout)),
             UseRsLora = layers[0].Config.UseRsLora,
+            UseDora = layers[0].Config.UseDora,
             Init = MostCommon(layers.Select(layer => layer.Config.Init)),
             TargetModules = TargetNames(model, paths, options),
             RankPattern = rankPattern,
@@ -58,6 +63,16 @@ internal static class AdapterConfigWriter
             TaskType = options.TaskType,
         };
     }
+
+    // A PiSSA/OLoRA adapter is saved converted (AdapterSlot.ForSaving): rank 2r, and PEFT's alpha for it, doubled
+    // (× √2 with rsLoRA) so the scaling stays; a plain init, since the file is a plain LoRA on the original base.
+    private static LoraConfig AsSaved(LoraConfig config) => !config.RewritesBase ? config : config with
+    {
+        Rank = 2 * config.Rank,
+        Alpha = config.UseRsLora ? config.EffectiveAlpha * Math.Sqrt(2) : 2 * config.EffectiveAlpha,
+        Init = LoraInit.Default,
+        PissaIterations = null,
+    };
 
     // target_modules as PEFT users write them, the layers' names (q_proj, v_proj), when those select exactly the
     // adapted layers among the model's adaptable ones; else the full paths, so that loading onto a model without

@@ -42,11 +42,20 @@ public static class AdapterFileExtensions
     private static void Save(nn.Module model, string directory, AdapterFileOptions options, string adapter)
     {
         var config = AdapterConfigWriter.Describe(model, options, adapter);
-        var tensors = AdapterSlot.Of(model, options, adapter)
-            .OrderBy(slot => slot.Key, StringComparer.Ordinal)
-            .Select(slot => TensorBytes.ToEntry(slot.Key, slot.Parameter))
-            .ToList();
-        AdapterDirectory.Write(directory, config.ToJson(), tensors);
+        var slots = AdapterSlot.ForSaving(model, options, adapter);
+        try
+        {
+            var tensors = slots
+                .OrderBy(slot => slot.Key, StringComparer.Ordinal)
+                .Select(slot => TensorBytes.ToEntry(slot.Key, slot.Value))
+                .ToList();
+            AdapterDirectory.Write(directory, config.ToJson(), tensors);
+        }
+        finally
+        {
+            foreach (var slot in slots.Where(slot => slot.Owned))
+                slot.Value.Dispose();
+        }
     }
 
     /// <summary>
@@ -149,6 +158,8 @@ public static class AdapterFileExtensions
             var have = layer.ConfigOf(adapter);
             if (wanted.Rank != have.Rank)
                 mismatches.Add($"{path}: rank {wanted.Rank} in {AdapterConfig.FileName}, {have.Rank} in the model");
+            else if (wanted.UseDora != have.UseDora)
+                mismatches.Add($"{path}: use_dora {(wanted.UseDora ? "true" : "false")} in {AdapterConfig.FileName}, but the model's adapter is {(have.UseDora ? "DoRA" : "plain LoRA")}");
             else if (Math.Abs(wanted.Scaling - have.Scaling) > 1e-9 * Math.Abs(have.Scaling))
                 mismatches.Add(string.Create(CultureInfo.InvariantCulture,
                     $"{path}: scaling {wanted.Scaling:G6} in {AdapterConfig.FileName} (alpha {wanted.EffectiveAlpha:G6}), {have.Scaling:G6} in the model"));

@@ -23,6 +23,34 @@ internal sealed record AdapterSlot(string Key, Parameter Parameter)
                 slots.Add(new AdapterSlot(options.Key(path, name), parameter));
         return slots;
     }
+
+    /// <summary>What saving adapter <paramref name="adapter"/> writes, key and value: its parameters, except that a
+    /// PiSSA/OLoRA adapter is written as PEFT's <c>path_initial_model_for_weight_conversion</c> writes it, a plain LoRA of
+    /// rank 2r on the original base: A' = [A; A₀], B' = [B, −B₀] (with the alpha doubled by the config writer, the
+    /// scaling is unchanged, so s·B'·A' = s·B·A − s·B₀·A₀, the change since initialisation). The caller disposes the
+    /// converted tensors (<c>Owned</c>).</summary>
+    public static List<(string Key, Tensor Value, bool Owned)> ForSaving(nn.Module model, AdapterFileOptions options, string adapter)
+    {
+        var converted = new Dictionary<Parameter, Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var (_, layer) in LoraTree.Layers(model))
+        {
+            if (!layer.AdapterNames.Contains(adapter) || layer.InitialFactorsOf(adapter) is not { } initial)
+                continue;
+            if (layer.ConfigOf(adapter).UseDora)
+                throw new InvalidOperationException(
+                    $"Adapter '{adapter}' of {layer.Shape} combines {layer.ConfigOf(adapter).Init} with DoRA: its magnitude belongs to the residual " +
+                    "base, so it cannot be saved as a plain LoRA on the original base. Use one of the two.");
+            var (a, b) = layer.FactorsOf(adapter);
+            using (no_grad())
+            {
+                converted[a] = cat([a.detach(), initial.A.to(a.dtype, a.device)], 0);
+                converted[b] = cat([b.detach(), initial.B.to(b.dtype, b.device).neg()], 1);
+            }
+        }
+        return Of(model, options, adapter)
+            .Select(slot => converted.TryGetValue(slot.Parameter, out var value) ? (slot.Key, value, true) : (slot.Key, (Tensor)slot.Parameter, false))
+            .ToList();
+    }
 }
 
 /// <summary>Checks a file's tensors against the model's and copies them in, all or nothing.</summary>

@@ -22,6 +22,10 @@ internal sealed class AdapterContainer : nn.Module
     /// replaces Parameter objects.</summary>
     public Parameter Parameter(string adapter) => _internal_params[adapter];
 
+    /// <summary>The <c>weight</c> of the module registered under <paramref name="adapter"/> (DoRA's magnitude).</summary>
+    public Parameter SubmoduleWeight(string adapter) =>
+        _internal_submodules[adapter].named_parameters().First(p => p.name == "weight").parameter;
+
     public void AddModule(string adapter, nn.Module<Tensor, Tensor> module) => register_module(adapter, module);
 
     public void AddParameter(string adapter, Parameter parameter) => register_parameter(adapter, parameter);
@@ -42,4 +46,14 @@ internal sealed class AdapterContainer : nn.Module
             parameter.Dispose();
         }
     }
+}
+
+/// <summary>DoRA's per-adapter module under <c>lora_magnitude_vector</c>, holding the magnitude as its <c>weight</c>
+/// (PEFT's DoraLinearLayer / DoraEmbeddingLayer / DoraConvNdLayer); its computation lives in the LoRA layer.</summary>
+internal sealed class MagnitudeVector : nn.Module<Tensor, Tensor>
+{
+    public MagnitudeVector(Parameter weight) : base(nameof(MagnitudeVector)) => register_parameter("weight", weight);
+
+    public override Tensor forward(Tensor input) =>
+        throw new InvalidOperationException("A DoRA magnitude vector is applied by its LoRA layer, not called.");
 }

@@ -94,6 +94,62 @@ public abstract class LoraDownUpLayer : LoraLayer
         return product.mul(ScalingOf(adapter)).MoveToOuterDisposeScope();
     }
 
+    private protected override Tensor WeightNorm(string adapter, Tensor weight)
+    {
+        using var scope = NewDisposeScope();
+        var (aWeight, bWeight) = Factors(adapter);
+        var b = bWeight.detach().to(weight.dtype).flatten(1);
+        var a = aWeight.detach().to(weight.dtype).flatten(1);
+        // W + s·B·A in one addmm, then the norm of each output's row ([out, in·k] for convolutions).
+        var combined = AddScaledProduct(weight.reshape(weight.shape[0], -1), b, a, ScalingOf(adapter));
+        var norm = linalg.vector_norm(combined, dims: [1]);
+        // PEFT's conv magnitude is [1, out, 1…] (norm with keepdim, transposed); Linear's is [out].
+        return (weight.dim() > 2 ? norm.reshape([1, weight.shape[0], .. Enumerable.Repeat(1L, (int)weight.dim() - 2)]) : norm)
+            .MoveToOuterDisposeScope();
+    }
+
+    private protected override Tensor FactorOverWeight(Tensor factor) =>
+        factor.reshape([-1, .. Enumerable.Repeat(1L, (int)BaseWeight.dim() - 1)]);
+
+    /// <summary>
+    /// PEFT's DoRA forward (dora.py): with <c>s·m/‖W + s·B·A‖</c> per output (the norm detached),
+    /// <c>base + (m/‖…‖ − 1)·base_without_bias + m/‖…‖ · s · B(A(x))</c>. Without dropout (or in eval mode) the base
+    /// part is the output so far minus the bias; with dropout it is the base weight applied to the dropped input.
+    /// </summary>
+    private protected override Tensor AddDoraOutput(string adapter, Tensor baseOutput, Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var down = loraA.Module(adapter);
+        var adapterType = WeightOf(down).dtype;
+        var cast = x.dtype == adapterType ? x : x.to(adapterType);
+        bool dropping = AppliesDropout(adapter);
+        var input = dropping ? nn.functional.dropout(cast, ConfigOf(adapter).Dropout, training: true) : cast;
+        Tensor norm;
+        using (no_grad())
+            norm = WeightNorm(adapter, BaseWeight.to(adapterType));
+        // Per output, arranged to multiply the output: [out] for Linear (last axis), [out, 1…] for convolutions.
+        var perOutput = (Magnitude(adapter) / norm).reshape(OutputView());
+        var projected = down is Convolution convolution ? LoraConvolution.DownProjection(convolution, input) : down.call(input);
+        var loraOutput = loraB.Module(adapter).call(projected);
+        var bias = BiasOf(BaseLayer);
+        var baseWithoutBias = dropping
+            ? WithoutBias(BaseLayer.call(input.dtype == BaseWeight.dtype ? input : input.to(BaseWeight.dtype)), bias)
+            : WithoutBias(baseOutput, bias);
+        var result = baseOutput + (perOutput - 1) * baseWithoutBias + perOutput * loraOutput * ScalingOf(adapter);
+        return result.MoveToOuterDisposeScope();
+    }
+
+    private long[] OutputView() => [-1, .. Enumerable.Repeat(1L, (int)BaseWeight.dim() - 2)];
+
+    private Tensor WithoutBias(Tensor output, Tensor? bias) => bias is null ? output : output - bias.reshape(OutputView());
+
+    private static Tensor? BiasOf(nn.Module<Tensor, Tensor> layer) => layer switch
+    {
+        Linear linear => linear.bias,
+        Convolution convolution => convolution.bias,
+        _ => null,
+    };
+
     // Read through the layer every time: Module.to() replaces Parameter objects.
     private protected static Parameter WeightOf(nn.Module<Tensor, Tensor> layer) => layer switch
     {

@@ -64,6 +64,33 @@ public sealed class LoraEmbedding : LoraLayer
         return AddLowRankProduct(baseOutput, down, b, ScalingOf(adapter));
     }
 
+    // PEFT's DoraEmbeddingLayer: the weight is read transposed ([dim, num]), so the norm is one per embedding
+    // dimension, over the vocabulary: ‖Wᵀ + s·B·A‖ row-wise = ‖W + s·Aᵀ·Bᵀ‖ column-wise, [dim].
+    private protected override Tensor WeightNorm(string adapter, Tensor weight)
+    {
+        using var scope = NewDisposeScope();
+        var (a, b) = Factors(adapter);
+        var combined = AddScaledProduct(weight, a.detach().to(weight.dtype).t(), b.detach().to(weight.dtype).t(), ScalingOf(adapter));
+        return linalg.vector_norm(combined, dims: [0]).MoveToOuterDisposeScope();
+    }
+
+    private protected override Tensor FactorOverWeight(Tensor factor) => factor.view(1, -1);
+
+    /// <summary>PEFT's DoRA embedding forward: <c>m/‖…‖ · (output so far) + m/‖…‖ · s · Aᵀ[x]·Bᵀ</c>, the norm detached.</summary>
+    private protected override Tensor AddDoraOutput(string adapter, Tensor baseOutput, Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var (a, b) = Factors(adapter);
+        Tensor norm;
+        using (no_grad())
+            norm = WeightNorm(adapter, BaseWeight.to(a.dtype));
+        var perDimension = Magnitude(adapter) / norm;
+        var down = a.t().index_select(0, x.flatten());
+        var loraOutput = down.matmul(b.t()).view([.. baseOutput.shape]);
+        var result = perDimension * baseOutput + perDimension * loraOutput * ScalingOf(adapter);
+        return result.MoveToOuterDisposeScope();
+    }
+
     private protected override Tensor DeltaWeight(string adapter)
     {
         using var scope = NewDisposeScope();

@@ -31,6 +31,11 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     private Tensor? weightBeforeMerge;
     private bool adapterEnabled = true;
     private readonly LoraOptions options;
+    // DoRA's magnitude vectors (PEFT's lora_magnitude_vector ModuleDict), registered with the first DoRA adapter so
+    // a plain LoRA layer's modules are PEFT's.
+    private AdapterContainer? magnitudes;
+    // PiSSA/OLoRA: each such adapter's A₀ and B₀ as initialised, for saving it as a plain LoRA on the original base.
+    private readonly Dictionary<string, (Tensor A, Tensor B)> initialFactors = new(StringComparer.Ordinal);
 
     /// <summary>Checks the options, then wraps <paramref name="baseLayer"/> and freezes its parameters; the subclass
     /// then creates the first adapter with <see cref="CreateFirstAdapter"/>.</summary>
@@ -114,8 +119,24 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     {
         _ = ConfigOf(adapter);
         var (a, b) = Factors(adapter);
-        return [(FactorNames.A, a), (FactorNames.B, b)];
+        return configs[adapter].UseDora
+            ? [(FactorNames.A, a), (FactorNames.B, b), (PeftLayout.MagnitudeVector, Magnitude(adapter))]
+            : [(FactorNames.A, a), (FactorNames.B, b)];
     }
+
+    /// <summary>DoRA adapter <paramref name="adapter"/>'s magnitude vector <c>m</c> (PEFT's
+    /// <c>lora_magnitude_vector.&lt;adapter&gt;.weight</c>): [out] for Linear, [dim] for Embedding, [1, out, 1…] for
+    /// convolutions.</summary>
+    /// <exception cref="ArgumentException">The layer has no such adapter, or it is not a DoRA adapter.</exception>
+    public Parameter Magnitude(string adapter) =>
+        ConfigOf(adapter).UseDora && magnitudes is not null
+            ? magnitudes.SubmoduleWeight(adapter)
+            : throw new ArgumentException($"Adapter '{adapter}' of {Shape} is not a DoRA adapter (UseDora is false).", nameof(adapter));
+
+    /// <summary>A PiSSA/OLoRA adapter's A₀ and B₀ as initialised (null for other adapters): saving writes
+    /// [A; A₀] and [B, −B₀], a plain LoRA on the original base.</summary>
+    internal (Tensor A, Tensor B)? InitialFactorsOf(string adapter) =>
+        initialFactors.TryGetValue(adapter, out var factors) ? factors : null;
 
     /// <summary>Per-sample adapters for the next forwards (<see cref="LoraModelExtensions.AdapterPerSample"/>), or null.</summary>
     internal IReadOnlyList<string>? PerSampleAdapters { get; set; }
@@ -144,16 +165,80 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// <summary>scaling · (B·A) of one adapter arranged like the base weight, in <see cref="MergeType"/>.</summary>
     private protected abstract Tensor DeltaWeight(string adapter);
 
+    /// <summary><paramref name="baseOutput"/> plus DoRA adapter <paramref name="adapter"/>'s contribution, as PEFT's
+    /// <c>dora.py</c> computes it (the weight norm detached).</summary>
+    private protected abstract Tensor AddDoraOutput(string adapter, Tensor baseOutput, Tensor x);
+
     /// <summary>The dtype merges are computed in: float32, or float64 over a float64 base.</summary>
     protected ScalarType MergeType => BaseWeight.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 
     private string Representative => active.Count > 0 ? active[0] : order[0];
+
+    /// <summary>
+    /// ‖W + scaling·B·A‖ for adapter <paramref name="adapter"/> with <paramref name="weight"/> as W (laid out like the
+    /// base weight, in the dtype the norm is computed in), taken per output as PEFT's <c>get_weight_norm</c> does and
+    /// shaped like the magnitude vector. A and B are read detached.
+    /// </summary>
+    private protected abstract Tensor WeightNorm(string adapter, Tensor weight);
+
+    /// <summary>A per-output factor shaped like the magnitude, arranged to multiply a weight laid out like the base
+    /// weight (PEFT's dora_factor view): [out, 1] for Linear, [out, 1, 1…] for convolutions, [1, dim] for Embedding.</summary>
+    private protected abstract Tensor FactorOverWeight(Tensor factor);
+
+    /// <summary>PiSSA/OLoRA for a Linear: sets A and B from <paramref name="weight"/> (float32, [out, in]) and returns the
+    /// residual W − scaling·B·A (float32). Only Linear layers support it (the validator refuses the others).</summary>
+    private protected virtual Tensor InitializeFromWeight(string adapter, LoraConfig config, Tensor weight) =>
+        throw new LoraConfigurationException(Shape.ToString(), $"Init = LoraInit.{config.Init} is for Linear layers only.");
+
+    // After A and B exist: PiSSA/OLoRA rewrite the base weight, then DoRA measures the (possibly rewritten) weight,
+    // in PEFT's order (update_layer: the init, then the variant).
+    private void InitializeVariants(string adapter, LoraConfig config)
+    {
+        if (config.RewritesBase)
+        {
+            if (IsMerged)
+                throw new InvalidOperationException(
+                    $"Cannot add a {config.Init} adapter to {Shape} while {Names(merged)} {(merged.Count == 1 ? "is" : "are")} merged: it rewrites the base weight. Call Unmerge() first.");
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            var weight = BaseWeight;
+            var residual = InitializeFromWeight(adapter, config, weight.to(ScalarType.Float32));
+            weight.copy_(residual.to(weight.dtype));
+            var (a, b) = Factors(adapter);
+            initialFactors[adapter] = (a.detach().clone().DetachFromDisposeScope(), b.detach().clone().DetachFromDisposeScope());
+        }
+        if (config.UseDora)
+        {
+            if (magnitudes is null)
+            {
+                magnitudes = new AdapterContainer(PeftLayout.MagnitudeVector);
+                register_module(PeftLayout.MagnitudeVector, magnitudes);
+            }
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            var adapterType = Factors(adapter).A.dtype;
+            var norm = WeightNorm(adapter, BaseWeight.to(adapterType));
+            magnitudes.AddModule(adapter, new MagnitudeVector(new Parameter(norm.detach().clone().DetachFromDisposeScope())));
+        }
+    }
+
+    // What an adapter holds beyond A and B.
+    private void RemoveVariants(string adapter)
+    {
+        magnitudes?.Remove(adapter);
+        if (initialFactors.Remove(adapter, out var factors))
+        {
+            factors.A.Dispose();
+            factors.B.Dispose();
+        }
+    }
 
     /// <summary>Creates the layer's first adapter and makes it active; the subclass constructor calls it.</summary>
     private protected void CreateFirstAdapter(string adapter, LoraConfig config)
     {
         CreateFactors(adapter, config, BaseWeight.device, AdapterTypeFor(BaseWeight.dtype, options));
         configs[adapter] = config;
+        InitializeVariants(adapter, config);
         order.Add(adapter);
         active.Add(adapter);
     }
@@ -168,8 +253,12 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(config);
         options ??= this.options;
         LoraTargetValidator.Validate(Shape.ToString(), Shape, config, options);
+        if (config.RewritesBase && IsMerged)
+            throw new InvalidOperationException(
+                $"Cannot add a {config.Init} adapter to {Shape} while {Names(merged)} {(merged.Count == 1 ? "is" : "are")} merged: it rewrites the base weight. Call Unmerge() first.");
         CreateFactors(adapter, config, BaseWeight.device, AdapterTypeFor(BaseWeight.dtype, options));
         configs[adapter] = config;
+        InitializeVariants(adapter, config);
         order.Add(adapter);
         foreach (var (_, parameter) in NamedParametersOf(adapter))
             parameter.requires_grad = false;
@@ -189,6 +278,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
             throw new InvalidOperationException(
                 $"Cannot delete adapter '{adapter}' of {Shape}: it is the layer's only adapter. Use MergeAndUnload() or put the plain layer back instead.");
         RemoveFactors(adapter);
+        RemoveVariants(adapter);
         configs.Remove(adapter);
         order.Remove(adapter);
         if (active.Remove(adapter) && active.Count == 0)
@@ -232,7 +322,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         {
             if (merged.Contains(adapter))
                 continue;
-            var sum = AddAdapterOutput(adapter, result, x);
+            var sum = configs[adapter].UseDora ? AddDoraOutput(adapter, result, x) : AddAdapterOutput(adapter, result, x);
             result.Dispose();
             result = sum;
         }
@@ -256,6 +346,12 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         if (x.dim() == 0 || x.shape[0] != perSample.Count)
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                 $"Per-sample adapters name {perSample.Count} samples, but {Shape} got a batch of {(x.dim() == 0 ? 0 : x.shape[0])} (the first axis of its input)."));
+        var dora = perSample.Distinct(StringComparer.Ordinal).Where(name => name != BaseOnly && ConfigOf(name).UseDora).ToList();
+        if (dora.Count > 0)
+            throw new InvalidOperationException(
+                $"Per-sample adapters cannot include DoRA adapters ({Names(dora)} on {Shape}): DoRA rescales the whole weight " +
+                "per output, which PEFT does not mix within a batch either (\"Cannot pass `adapter_names` when DoRA is enabled\"). " +
+                "Run those samples in a batch of their own with SetActiveAdapters.");
         var baseType = result.dtype;
         foreach (var adapter in perSample.Distinct(StringComparer.Ordinal))
         {
@@ -297,6 +393,16 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         using var upT = up.t();
         using var sum = addmm(baseRows, downRows, upT, beta: 1, alpha: (float)scaling);
         return sum.view(baseOutput.shape);
+    }
+
+    /// <summary><paramref name="weight"/> + scaling · <paramref name="left"/>·<paramref name="right"/>: one addmm, except in
+    /// float64, where addmm's float alpha would round the scaling.</summary>
+    private protected static Tensor AddScaledProduct(Tensor weight, Tensor left, Tensor right, double scaling)
+    {
+        if (weight.dtype != ScalarType.Float64)
+            return addmm(weight, left, right, beta: 1, alpha: (float)scaling);
+        using var product = left.matmul(right);
+        return weight.add(product, alpha: scaling);
     }
 
     /// <summary>Merges the active adapters (see <see cref="Merge(IReadOnlyCollection{string})"/>).</summary>
@@ -370,11 +476,20 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     }
 
     // original + Σ deltas, summed in float32 (float64 over a float64 base) in the given order, in the base's dtype.
+    // A DoRA adapter rescales what it is merged into, as PEFT's merge does: W ← m / ‖W + ΔW‖ · (W + ΔW), per output.
     private Tensor Combined(Tensor original, IEnumerable<string> adapters)
     {
         var sum = original.to(MergeType);
         foreach (var adapter in adapters)
-            sum = sum + DeltaWeight(adapter);
+        {
+            if (configs[adapter].UseDora)
+            {
+                var norm = WeightNorm(adapter, sum);
+                sum = FactorOverWeight(Magnitude(adapter).detach().to(MergeType) / norm) * (sum + DeltaWeight(adapter));
+            }
+            else
+                sum = sum + DeltaWeight(adapter);
+        }
         return sum.to(original.dtype);
     }
 
@@ -389,7 +504,10 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         weightBeforeMerge = null;
         merged.Clear();
         foreach (var adapter in order.ToList())
+        {
             RemoveFactors(adapter);
+            RemoveVariants(adapter);
+        }
         return BaseLayer;
     }
 
@@ -405,7 +523,10 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     internal void BaseLayerReturned()
     {
         foreach (var adapter in order.ToList())
+        {
             RemoveFactors(adapter);
+            RemoveVariants(adapter);
+        }
     }
 
     /// <summary>Whether forward applies dropout to adapter <paramref name="adapter"/>'s input: in training mode, when
@@ -430,9 +551,12 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
             nn.init.kaiming_uniform_(a, a: Math.Sqrt(5));
     }
 
-    // lora_A.weight → lora_A.<adapter>.weight; lora_embedding_A → lora_embedding_A.<adapter>.
+    // lora_A.weight → lora_A.<adapter>.weight; lora_embedding_A → lora_embedding_A.<adapter>;
+    // lora_magnitude_vector → lora_magnitude_vector.<adapter>.weight (a module's weight in memory, a bare key in files).
     private static string InMemoryName(string fileName, string adapter)
     {
+        if (fileName == PeftLayout.MagnitudeVector)
+            return fileName + "." + adapter + ".weight";
         int dot = fileName.IndexOf('.', StringComparison.Ordinal);
         return dot < 0 ? fileName + "." + adapter : fileName[..dot] + "." + adapter + fileName[dot..];
     }
@@ -460,6 +584,12 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         {
             weightBeforeMerge?.Dispose();
             weightBeforeMerge = null;
+            foreach (var (a, b) in initialFactors.Values)
+            {
+                a.Dispose();
+                b.Dispose();
+            }
+            initialFactors.Clear();
         }
         base.Dispose(disposing);
     }

@@ -19,6 +19,57 @@ public sealed class LoraLinear : LoraDownUpLayer
     private protected override Tensor AddUpProjection(Tensor baseOutput, Tensor down, nn.Module<Tensor, Tensor> up, double scaling) =>
         AddLowRankProduct(baseOutput, down, WeightOf(up), scaling);
 
+    /// <summary>PEFT's <c>pissa_init</c> / <c>olora_init</c>: A and B from the SVD (top r singular triplets, √(S/scaling) on
+    /// each side) or the QR factors of W, and the residual W − scaling·B·A, with B·A taken from A and B as stored.</summary>
+    private protected override Tensor InitializeFromWeight(string adapter, LoraConfig config, Tensor weight)
+    {
+        using var scope = NewDisposeScope();
+        int r = config.Rank;
+        double scaling = config.Scaling;
+        Tensor a, b;
+        if (config.Init == LoraInit.Olora)
+        {
+            var (q, rFactor) = linalg.qr(weight);
+            b = q[.., ..r].contiguous();
+            a = rFactor[..r].contiguous();
+        }
+        else
+        {
+            Tensor u, s, vh;
+            if (config.PissaIterations is { } iterations)
+                (u, s, vh) = RandomizedSvd(weight, r, iterations);
+            else
+            {
+                var (fullU, fullS, fullVh) = linalg.svd(weight, fullMatrices: false);
+                (u, s, vh) = (fullU[.., ..r], fullS[..r], fullVh[..r]);
+            }
+            var root = (s / scaling).sqrt();
+            a = root.unsqueeze(1) * vh;   // diag(√(S/s))·Vhᵣ
+            b = u * root.unsqueeze(0);    // Uᵣ·diag(√(S/s))
+        }
+        var (aWeight, bWeight) = FactorsOf(adapter);
+        aWeight.copy_(a);
+        bWeight.copy_(b);
+        var stored = bWeight.to(ScalarType.Float32).matmul(aWeight.to(ScalarType.Float32));
+        return weight.add(stored, alpha: -scaling).MoveToOuterDisposeScope();
+    }
+
+    // torch.svd_lowrank (Halko et al., what PEFT's pissa_niter_N calls), with q = r: a range basis from a Gaussian
+    // sketch refined by `iterations` power iterations, then the exact SVD of the small projection. Returns U [out, r],
+    // S [r], Vh [r, in]. (TorchSharp 0.107's svd_lowrank returns a single tensor, not the triplet.)
+    private static (Tensor U, Tensor S, Tensor Vh) RandomizedSvd(Tensor weight, int r, int iterations)
+    {
+        var sketch = randn(weight.shape[1], r, dtype: weight.dtype, device: weight.device);
+        var (q, _) = linalg.qr(weight.matmul(sketch));
+        for (int i = 0; i < iterations; i++)
+        {
+            (q, _) = linalg.qr(weight.t().matmul(q));
+            (q, _) = linalg.qr(weight.matmul(q));
+        }
+        var (smallU, s, vh) = linalg.svd(q.t().matmul(weight), fullMatrices: false);
+        return (q.matmul(smallU), s, vh);
+    }
+
     /// <summary>The sizes of a Linear layer.</summary>
     public static LoraLayerShape ShapeOf(Linear layer) =>
         new(LoraLayerKind.Linear, layer.in_features, layer.out_features);

@@ -146,7 +146,6 @@ public sealed class ConfigFixtureTests
     public static TheoryData<string, string, string> RefusedKeys => new()
     {
         // file, key, value
-        { "seq2seq-flant5-peft018.json", "use_dora", "true" },
         { "seq2seq-flant5-peft018.json", "fan_in_fan_out", "true" },
         { "seq2seq-flant5-peft018.json", "bias", "\"lora_only\"" },
         { "seq2seq-flant5-peft018.json", "bias", "\"all\"" },
@@ -250,13 +249,13 @@ public sealed class ConfigFixtureTests
     public void Every_refusal_of_a_file_is_in_one_message()
     {
         var file = Json("seq2seq-flant5-peft018.json");
-        file["use_dora"] = true;
+        file["fan_in_fan_out"] = true;   // (use_dora is read since DoRA is supported)
         file["lora_bias"] = true;
         file["init_lora_weights"] = "olora";
         file["layer_replication"] = JsonNode.Parse("[[0, 2]]");
         string message = Refusal(Encoding.UTF8.GetBytes(file.ToJsonString()));
         Assert.Contains("for 4 reasons", message);
-        foreach (var key in new[] { "use_dora is true", "lora_bias is true", "init_lora_weights is \"olora\"", "layer_replication is [[0,2]]" })
+        foreach (var key in new[] { "fan_in_fan_out is true", "lora_bias is true", "init_lora_weights is \"olora\"", "layer_replication is [[0,2]]" })
             Assert.Contains(key, message);
     }
 

@@ -128,7 +128,7 @@ public sealed class PeftFixtureTests
     {
         foreach (var (from, to, expected) in new[]
         {
-            ("\"use_dora\": false", "\"use_dora\": true", "use_dora is true"),
+            ("\"use_dora\": false", "\"use_dora\": \"yes\"", "use_dora must be true or false"),
             ("\"bias\": \"none\"", "\"bias\": \"all\"", "bias is \"all\""),
             ("\"peft_type\": \"LORA\"", "\"peft_type\": \"IA3\"", "peft_type is \"IA3\""),
             ("\"r\": 2", "\"r\": 0", "r must be a whole number of at least 1, but it is 0"),
