@@ -21,6 +21,12 @@ internal static class SizeRules
     {
         foreach (var target in resolution.Targets)
         {
+            // LORA0006 for an option the layer kind does not support: PiSSA and OLoRA (Init 2, 3) decompose a
+            // Linear weight; PEFT defines them for Linear only, and ApplyLora refuses them elsewhere.
+            if (target.Kind is { } targetKind && targetKind != LayerKinds.Linear && target.Options.Init is 2 or 3)
+                report(Diagnostic.Create(Rules.OptionOutOfRange, target.Field.Locations.FirstOrDefault() ?? annotated.Location,
+                    "Init", target.Options.Init == 2 ? "LoraInit.Pissa" : "LoraInit.Olora",
+                    $"it starts the adapter from the decomposition of a Linear weight (PEFT defines it for Linear layers only), but '{target.Field.Name}' holds a {targetKind}; use LoraInit.Default or LoraInit.Gaussian on it"));
             if (target.Kind is not { } kind || target.Creation is not { HasSizes: true } creation)
                 continue;
             long inFeatures = creation.InFeatures!.Value, outFeatures = creation.OutFeatures!.Value, kernel = creation.KernelElements!.Value;

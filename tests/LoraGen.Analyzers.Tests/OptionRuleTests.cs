@@ -27,6 +27,14 @@ public sealed class OptionRuleTests
             RunAnalyzer.Message(Module("[LoraTarget(Dropout = 1.0)]", Big), "LORA0006"));
 
     [Fact]
+    public Task Lora0006_pissa_or_olora_on_a_layer_that_is_not_Linear() => AnalyzerTest.Run(Module(
+        "",
+        "    [LoraTarget(Init = LoraInit.Pissa)] private Module<Tensor, Tensor> fc = Linear(1024, 1024);\n" +
+        "    [LoraTarget(Init = LoraInit.Pissa)] private Module<Tensor, Tensor> {|LORA0006:emb|} = Embedding(1000, 64);\n" +
+        "    [LoraTarget(Init = LoraInit.Olora)] private Module<Tensor, Tensor> {|LORA0006:conv|} = Conv2d(64, 64, 3);\n" +
+        "    [LoraTarget(UseDora = true)] private Module<Tensor, Tensor> emb2 = Embedding(1000, 64);"));
+
+    [Fact]
     public Task Lora0012_small_scaling_at_a_large_rank() => AnalyzerTest.Run(Module(
         "[LoraTarget(Rank = 64, Alpha = {|LORA0012:8|})]", Big));
 

@@ -19,6 +19,8 @@ internal static class TestReferences
         .. Net100.References.All,
         MetadataReference.CreateFromFile(typeof(TorchSharp.torch).Assembly.Location),
         MetadataReference.CreateFromFile(typeof(LoraTargetAttribute).Assembly.Location),
+        // LoraInit and LoraConfig live in LoraGen.Format (attributes name LoraInit values).
+        MetadataReference.CreateFromFile(typeof(LoraInit).Assembly.Location),
     ];
 
     public static void Apply(SolutionState state)
