@@ -11,6 +11,7 @@ TorchNative.EnsureLoaded();
 return args.FirstOrDefault() switch
 {
     "compare" => CompareCommand.Run(new Arguments(args[1..])),
+    "dora" => CompareCommand.RunDora(new Arguments(args[1..])),
     "memory" => MemoryCommand.Run(new Arguments(args[1..])),
     "checkpoint-memory" => CheckpointMemoryCommand.Run(new Arguments(args[1..])),
     "qlora-memory" => QloraMemoryCommand.Run(new Arguments(args[1..])),

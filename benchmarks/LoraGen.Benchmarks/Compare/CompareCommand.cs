@@ -36,6 +36,35 @@ public static class CompareCommand
         return 0;
     }
 
+    /// <summary><c>dora --threads 1 [--iterations 30] [--warmup 5] [--workloads mlp,transformer]</c>: a DoRA
+    /// training step against a LoRA step (same targets, ranks, alphas), interleaved medians and their ratio.</summary>
+    public static int RunDora(Arguments args)
+    {
+        var threads = args.Number("threads", 1);
+        var iterations = args.Number("iterations", 30);
+        var warmup = args.Number("warmup", 5);
+        TorchThreads.Set(threads);
+        Report.Line("threads", get_num_threads());
+        foreach (var name in args.Text("workloads", "mlp,transformer").Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var workload = Workloads.Workloads.Named(name);
+            using var lora = new TrainingSession(workload, TrainingMode.Lora);
+            using var dora = new TrainingSession(workload, TrainingMode.Dora);
+            var medians = Stopwatches.InterleavedMedians([() => lora.Step(), () => dora.Step()], warmup, iterations);
+            Report.Line($"{workload.Name}.step.lora_ms", medians[0]);
+            Report.Line($"{workload.Name}.step.dora_ms", medians[1]);
+            Report.Line($"{workload.Name}.step.dora_over_lora", medians[1] / medians[0]);
+            foreach (var (session, label) in new[] { (lora, "lora"), (dora, "dora") })
+            {
+                var parts = Enumerable.Range(0, iterations).Select(_ => session.ProfiledStep()).ToList();
+                Report.Line($"{workload.Name}.step.{label}_forward_ms", Stopwatches.Median([.. parts.Select(p => p.ForwardMs)]));
+                Report.Line($"{workload.Name}.step.{label}_backward_ms", Stopwatches.Median([.. parts.Select(p => p.BackwardMs)]));
+                Report.Line($"{workload.Name}.step.{label}_optimizer_ms", Stopwatches.Median([.. parts.Select(p => p.OptimizerMs)]));
+            }
+        }
+        return 0;
+    }
+
     private static void TimeTraining(Workload workload, int warmup, int iterations)
     {
         using var lora = new TrainingSession(workload, TrainingMode.Lora);

@@ -13,6 +13,9 @@ public enum TrainingMode
 
     /// <summary>ApplyLora, then only the adapters trained.</summary>
     Lora,
+
+    /// <summary>As <see cref="Lora"/>, with DoRA adapters (same targets, ranks and alphas, UseDora) instead.</summary>
+    Dora,
 }
 
 /// <summary>
@@ -30,9 +33,15 @@ public sealed class TrainingSession : IDisposable
         Mode = mode;
         manual_seed(0);
         Model = workload.CreateModel();
-        if (mode == TrainingMode.Lora)
+        if (mode != TrainingMode.Full)
             workload.ApplyLora(Model);
-        Parameters = mode == TrainingMode.Lora ? Model.LoraParameters() : [.. Model.parameters()];
+        if (mode == TrainingMode.Dora)
+            foreach (var (_, layer) in Model.LoraLayers())
+            {
+                layer.AddAdapter("dora", layer.ConfigOf(LoraLayer.DefaultAdapter) with { UseDora = true });
+                layer.SetActiveAdapters(["dora"]);
+            }
+        Parameters = mode != TrainingMode.Full ? Model.LoraParameters() : [.. Model.parameters()];
         Optimizer = optim.AdamW(Parameters, lr: 1e-4);
         (input, target) = workload.CreateBatch();
         Model.train();

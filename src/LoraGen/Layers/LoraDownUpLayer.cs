@@ -98,8 +98,8 @@ public abstract class LoraDownUpLayer : LoraLayer
     {
         using var scope = NewDisposeScope();
         var (aWeight, bWeight) = Factors(adapter);
-        var b = bWeight.detach().to(weight.dtype).flatten(1);
-        var a = aWeight.detach().to(weight.dtype).flatten(1);
+        var b = (bWeight.dtype == weight.dtype ? bWeight.detach() : bWeight.detach().to(weight.dtype)).flatten(1);
+        var a = (aWeight.dtype == weight.dtype ? aWeight.detach() : aWeight.detach().to(weight.dtype)).flatten(1);
         // W + s·B·A in one addmm, then the norm of each output's row ([out, in·k] for convolutions).
         var combined = AddScaledProduct(weight.reshape(weight.shape[0], -1), b, a, ScalingOf(adapter));
         var norm = linalg.vector_norm(combined, dims: [1]);
@@ -126,7 +126,7 @@ public abstract class LoraDownUpLayer : LoraLayer
         var input = dropping ? nn.functional.dropout(cast, ConfigOf(adapter).Dropout, training: true) : cast;
         Tensor norm;
         using (no_grad())
-            norm = WeightNorm(adapter, BaseWeight.to(adapterType));
+            norm = WeightNorm(adapter, BaseWeight.dtype == adapterType ? BaseWeight : BaseWeight.to(adapterType));
         // Per output, arranged to multiply the output: [out] for Linear (last axis), [out, 1…] for convolutions.
         var perOutput = (Magnitude(adapter) / norm).reshape(OutputView());
         var projected = down is Convolution convolution ? LoraConvolution.DownProjection(convolution, input) : down.call(input);

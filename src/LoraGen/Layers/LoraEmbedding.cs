@@ -83,7 +83,7 @@ public sealed class LoraEmbedding : LoraLayer
         var (a, b) = Factors(adapter);
         Tensor norm;
         using (no_grad())
-            norm = WeightNorm(adapter, BaseWeight.to(a.dtype));
+            norm = WeightNorm(adapter, BaseWeight.dtype == a.dtype ? BaseWeight : BaseWeight.to(a.dtype));
         var perDimension = Magnitude(adapter) / norm;
         var down = a.t().index_select(0, x.flatten());
         var loraOutput = down.matmul(b.t()).view([.. baseOutput.shape]);
