@@ -42,8 +42,8 @@ internal sealed class MergePlan
             throw new LoraFileException($"{refusal} " + string.Join(" ", inconsistent.Select(pair =>
                 AdapterConsistency.Describe(several ? $"Adapter '{pair.First.Name}'" : "The adapter", pair.Second.Problems))));
 
-        if (config.UseDora)
-            throw new LoraFileException($"{refusal} The adapter is a DoRA adapter (use_dora): its merged weight is m / ‖W + scaling·B·A‖ · (W + scaling·B·A), " +
+        if (sources.FirstOrDefault(source => source.Config.UseDora) is { } dora)
+            throw new LoraFileException($"{refusal} Adapter '{dora.Name}' is a DoRA adapter (use_dora): its merged weight is m / ‖W + scaling·B·A‖ · (W + scaling·B·A), " +
                 "which the offline merge does not compute yet. Load it onto the model in LoraGen (LoadAdapter) and call MergeAndUnload(), " +
                 "or merge it in PEFT.");
         var problems = new List<string>();

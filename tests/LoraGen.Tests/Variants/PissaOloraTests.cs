@@ -10,10 +10,17 @@ namespace LoraGen.Tests.Variants;
 /// trained model's outputs on the original, untouched base.</summary>
 public sealed class PissaOloraTests
 {
+    // The base weights, drawn once: seeding the global generator per model would race with test classes running
+    // in parallel, which draw from the same generator.
+    private static readonly Sequential Weights = nn.Sequential(nn.Linear(12, 10), nn.Tanh(), nn.Linear(10, 6));
+
     private static Sequential Original()
     {
-        manual_seed(11);
-        return nn.Sequential(nn.Linear(12, 10), nn.Tanh(), nn.Linear(10, 6));
+        var model = nn.Sequential(nn.Linear(12, 10), nn.Tanh(), nn.Linear(10, 6));
+        using var noGrad = no_grad();
+        foreach (var ((_, to), (_, from)) in model.named_parameters().Zip(Weights.named_parameters()))
+            to.copy_(from);
+        return model;
     }
 
     public static TheoryData<string, int?> Inits => new()
