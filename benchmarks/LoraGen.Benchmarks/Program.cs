@@ -14,6 +14,8 @@ return args.FirstOrDefault() switch
     "memory" => MemoryCommand.Run(new Arguments(args[1..])),
     "checkpoint-memory" => CheckpointMemoryCommand.Run(new Arguments(args[1..])),
     "mixed" => MixedBatchCommand.Run(new Arguments(args[1..])),
+    "qlora-memory" => QloraMemoryCommand.Run(new Arguments(args[1..])),
+    "qlora-7b" => Qlora7bCommand.Run(new Arguments(args[1..])),
     _ => RunBenchmarkDotNet(args),
 };
 

@@ -5,16 +5,22 @@ using LoraGen.Files;
 namespace LoraGen.Cli;
 
 /// <summary><c>loragen inspect</c>: an adapter directory's config, its layers with shapes and counts, and its size;
-/// exit code 1, with every problem listed, for an adapter LoadAdapter would refuse.</summary>
+/// exit code 1, with every problem listed, for an adapter LoadAdapter would refuse. A directory saved with several
+/// named adapters (its own files for "default", <c>&lt;name&gt;/</c> sub-folders for the others) shows each.</summary>
 internal static class InspectCommand
 {
     public static Command Create(TextWriter output)
     {
-        var directory = new Argument<string>("adapter-dir") { Description = "A directory holding adapter_config.json and adapter_model.safetensors." };
+        var directory = new Argument<string>("adapter-dir")
+        {
+            Description = "A directory holding adapter_config.json and adapter_model.safetensors, and/or named adapters in " +
+                "sub-folders <name>/ (as a save of several adapters writes them): each is shown.",
+        };
         var prefix = new Option<string>("--key-prefix") { Description = "What precedes module paths in the keys.", DefaultValueFactory = _ => PeftLayout.KeyPrefix };
         var command = new Command("inspect",
             "Show an adapter's config, each adapted layer (kind, rank, scaling, shapes, parameters) and its size on disk, " +
-            "after the checks LoadAdapter makes (tensors that disagree with the config: exit code 1, every problem listed).")
+            "after the checks LoadAdapter makes (tensors that disagree with the config: exit code 1, every problem listed). " +
+            "A directory saved with several named adapters shows its own as \"default\" and each sub-folder adapter by its name.")
         {
             directory, prefix,
         };
@@ -28,17 +34,79 @@ internal static class InspectCommand
 
     private static void Inspect(TextWriter output, string directory, string prefix)
     {
-        if (PathArguments.AdapterDirectory(directory, option: null) is { } problem)
+        if (PathArguments.AdapterCollection(directory) is { } problem)
             throw new LoragenCommand.BadInputException(problem);
-        // The pair a load would read: after a crash mid-save, the config the weights were saved with.
-        var (config, weights) = AdapterDirectory.Open(directory);
-        using var _ = weights;
-        // LoadAdapter's checks, before anything is printed: a table showing a rank and scaling the config does
-        // not give would describe an adapter that cannot be loaded.
-        var contents = AdapterConsistency.Check(config, weights, prefix, $"Adapter '{directory}'");
+        // The directory's own adapter ("default", as SaveAdapter and PEFT write it), then each named one in a sub-folder.
+        var adapters = new List<(string Name, string Path)>();
+        if (PathArguments.HasAdapterFile(directory))
+            adapters.Add(("default", directory));
+        adapters.AddRange(PathArguments.NamedAdapters(directory).Select(name => (name, Path.Combine(directory, name))));
+        bool several = adapters.Count > 1 || adapters[0].Path != directory;
 
+        // Every adapter is opened and checked before anything is printed; one refused refuses the whole directory,
+        // with every adapter's problems listed.
+        var opened = new List<(string Name, string Path, AdapterConfig Config, SafetensorsReader Weights, AdapterContents Contents)>();
+        var problems = new List<string>();
+        try
+        {
+            foreach (var (name, path) in adapters)
+            {
+                if (PathArguments.MissingAdapterFile(path, $"'{path}'") is { } missing)
+                {
+                    problems.Add(missing);
+                    continue;
+                }
+                try
+                {
+                    // The pair a load would read: after a crash mid-save, the config the weights were saved with.
+                    var (config, weights) = AdapterDirectory.Open(path);
+                    try
+                    {
+                        // LoadAdapter's checks: a table showing a rank and scaling the config does not give would
+                        // describe an adapter that cannot be loaded.
+                        var contents = AdapterConsistency.Check(config, weights, prefix, $"Adapter '{path}'");
+                        opened.Add((name, path, config, weights, contents));
+                    }
+                    catch
+                    {
+                        weights.Dispose();
+                        throw;
+                    }
+                }
+                catch (IOException failure) when (several)
+                {
+                    problems.Add(failure.Message);
+                }
+            }
+            if (problems.Count > 0)
+                throw new LoragenCommand.BadInputException(problems);
+
+            if (several)
+            {
+                output.WriteLine($"{directory}: {adapters.Count} adapter{(adapters.Count == 1 ? "" : "s")}: " +
+                    string.Join(", ", adapters.Select(a => a.Path == directory ? "default (the directory's own files)" : $"{a.Name} ({a.Name}/)")) +
+                    "; LoadAdapter(dir, name) reads each by its name.");
+                output.WriteLine();
+            }
+            for (int i = 0; i < opened.Count; i++)
+            {
+                if (i > 0)
+                    output.WriteLine();
+                var (name, path, config, weights, contents) = opened[i];
+                Describe(output, several ? $"adapter '{name}' {path}" : $"adapter {path}", path, config, weights, contents);
+            }
+        }
+        finally
+        {
+            foreach (var entry in opened)
+                entry.Weights.Dispose();
+        }
+    }
+
+    private static void Describe(TextWriter output, string title, string directory, AdapterConfig config, SafetensorsReader weights, AdapterContents contents)
+    {
         var w = output;
-        w.WriteLine($"adapter {directory}");
+        w.WriteLine(title);
         w.WriteLine(Invariant($"  LoRA r {config.Rank}, lora_alpha {config.Alpha:G6}, dropout {config.Dropout:G6}, use_rslora {(config.UseRsLora ? "true" : "false")}, init {config.InitLoraWeights ?? config.Init.ToString()}"));
         foreach (var line in Targets(config))
             w.WriteLine($"  {line}");

@@ -28,11 +28,53 @@ internal static class PathArguments
             return option is null
                 ? $"Adapter directory '{path}' does not exist. Give the directory that holds {AdapterFiles}."
                 : $"{named} does not exist. Give the adapter directory that holds {AdapterFiles}.";
+        if (!HasAdapterFile(path) && NamedAdapters(path) is { Count: > 0 } names)
+            return $"{named} holds no adapter of its own, but {Count(names.Count, "named adapter")} in sub-folders ({string.Join(", ", names)}), " +
+                $"as a save of several adapters writes them; give one by its folder, e.g. {option ?? "loragen inspect"} '{Path.Combine(path, names[0])}'" +
+                (option is null ? "." : $" (repeat {option} to merge several).");
+        return MissingAdapterFile(path, named);
+    }
+
+    /// <summary>The directory for <c>loragen inspect</c>: an adapter directory, one whose sub-folders are adapters
+    /// (<c>dir/&lt;name&gt;/</c>, as a save of named adapters writes them), or both. Null when it is one of these.</summary>
+    public static string? AdapterCollection(string path)
+    {
+        if (File.Exists(path) || !Directory.Exists(path) || HasAdapterFile(path))
+            return AdapterDirectory(path, option: null);
+        return NamedAdapters(path).Count > 0
+            ? null
+            : $"'{path}' has no {AdapterConfig.FileName}: an adapter directory holds {AdapterFiles}, as SaveAdapter and PEFT's save_pretrained " +
+                "write them (adapters other than \"default\" in sub-folders <name>/), and no sub-folder of it is one either.";
+    }
+
+    /// <summary>Whether a directory holds either adapter file itself (the adapter PEFT and SaveAdapter call "default").</summary>
+    public static bool HasAdapterFile(string directory) =>
+        File.Exists(Path.Combine(directory, AdapterConfig.FileName)) || File.Exists(Path.Combine(directory, Files.AdapterDirectory.WeightsFileName));
+
+    /// <summary>The sub-folders of <paramref name="directory"/> that hold an adapter file: the adapters a save of
+    /// several adapters writes to <c>dir/&lt;name&gt;/</c>, and <c>LoadAdapter(dir, name)</c> reads. Sorted by name.</summary>
+    public static IReadOnlyList<string> NamedAdapters(string directory)
+    {
+        if (!Directory.Exists(directory))
+            return [];
+        return Directory.EnumerateDirectories(directory)
+            .Where(HasAdapterFile)
+            .Select(sub => Path.GetFileName(sub))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+    }
+
+    /// <summary>Null when both adapter files are there; else which is missing.</summary>
+    public static string? MissingAdapterFile(string path, string named)
+    {
         foreach (var file in (string[])[AdapterConfig.FileName, Files.AdapterDirectory.WeightsFileName])
             if (!File.Exists(Path.Combine(path, file)))
                 return $"{named} has no {file}: an adapter directory holds {AdapterFiles}, as SaveAdapter and PEFT's save_pretrained write them.";
         return null;
     }
+
+    private static string Count(int count, string noun) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{count} {noun}{(count == 1 ? "" : "s")}");
 
     /// <summary>A file to read, such as the base checkpoint.</summary>
     public static string? InputFile(string path, string option, string expected)
@@ -60,12 +102,13 @@ internal static class PathArguments
     }
 
     /// <summary>The merge's output must not be one of its inputs. The base checkpoint may be replaced on purpose
-    /// (<paramref name="force"/>); the adapter's own files never: a checkpoint written over them destroys the adapter.</summary>
-    public static string? MergeOutputIsNotAnInput(string output, string basePath, string adapterDirectory, bool force)
+    /// (<paramref name="force"/>); the adapters' own files never: a checkpoint written over them destroys the adapter.</summary>
+    public static string? MergeOutputIsNotAnInput(string output, string basePath, IEnumerable<string> adapterDirectories, bool force)
     {
-        foreach (var file in (string[])[Files.AdapterDirectory.WeightsFileName, AdapterConfig.FileName])
-            if (FileIdentity.SameFile(output, Path.Combine(adapterDirectory, file)))
-                return $"--out '{output}' is the adapter's own {file}; writing the merged checkpoint there would destroy the adapter. Give another --out.";
+        foreach (var adapterDirectory in adapterDirectories)
+            foreach (var file in (string[])[Files.AdapterDirectory.WeightsFileName, AdapterConfig.FileName])
+                if (FileIdentity.SameFile(output, Path.Combine(adapterDirectory, file)))
+                    return $"--out '{output}' is the adapter's own {file}; writing the merged checkpoint there would destroy the adapter. Give another --out.";
         if (!force && FileIdentity.SameFile(output, basePath))
             return $"--out '{output}' and --base '{basePath}' are the same file: the merge would replace the base checkpoint it reads. " +
                 "Give another --out, or add --force to replace the base checkpoint.";

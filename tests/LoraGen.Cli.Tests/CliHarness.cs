@@ -37,9 +37,12 @@ internal static class CliHarness
         new(name, SafetensorsDType.F32, shape, () => F32(values));
 
     /// <summary>Writes an adapter directory with the given config and tensors; returns its path.</summary>
-    public static string Adapter(string directory, AdapterConfig config, params SafetensorsTensor[] tensors)
+    public static string Adapter(string directory, AdapterConfig config, params SafetensorsTensor[] tensors) =>
+        AdapterAt(Path.Combine(directory, "adapter"), config, tensors);
+
+    /// <summary>Writes an adapter directory at <paramref name="adapter"/> itself (e.g. a named adapter's sub-folder).</summary>
+    public static string AdapterAt(string adapter, AdapterConfig config, params SafetensorsTensor[] tensors)
     {
-        var adapter = Path.Combine(directory, "adapter");
         Directory.CreateDirectory(adapter);
         File.WriteAllBytes(Path.Combine(adapter, "adapter_config.json"), config.ToJson());
         SafetensorsWriter.WriteFile(Path.Combine(adapter, "adapter_model.safetensors"), tensors,

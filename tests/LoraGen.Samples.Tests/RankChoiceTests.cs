@@ -23,7 +23,7 @@ public sealed class RankChoiceTests
         Assert.Equal((rank, 2.0), (layer.Rank, layer.Scaling));
         // Frozen as ApplyLora freezes: only the adapter's two tensors train.
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).Order().ToList();
-        Assert.Equal(["tokens.lora_embedding_A", "tokens.lora_embedding_B"], trainable);
+        Assert.Equal(["tokens.lora_embedding_A.default", "tokens.lora_embedding_B.default"], trainable);
     }
 
     [Fact]

@@ -68,7 +68,7 @@ public static class AdapterFileExtensions
     /// Loads an adapter directory under the name <paramref name="adapter"/> (PEFT's <c>load_adapter</c>), as
     /// <see cref="LoadAdapter(nn.Module, string, AdapterFileOptions?)"/> does for <c>"default"</c>. A directory saved with
     /// several adapters holds each non-default one in a sub-folder named after it: when <paramref name="directory"/>
-    /// has no adapter of its own but such a sub-folder, that is read. A new adapter is not made active (see
+    /// has a sub-folder named <paramref name="adapter"/> holding an adapter, that is read; otherwise the directory itself. A new adapter is not made active (see
     /// <see cref="NamedAdapterExtensions.SetActiveAdapters"/>) unless it is the model's first.
     /// </summary>
     /// <exception cref="LoraFileException">A file is malformed or does not fit; the message lists every problem.</exception>
@@ -78,9 +78,8 @@ public static class AdapterFileExtensions
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(directory);
         ArgumentException.ThrowIfNullOrWhiteSpace(adapter);
-        var own = Path.Combine(directory, AdapterConfig.FileName);
-        var sub = Path.Combine(directory, adapter, AdapterConfig.FileName);
-        if (!File.Exists(own) && File.Exists(sub))
+        // A save of several adapters keeps this one in its own sub-folder; a single adapter directory is read as it is.
+        if (adapter != LoraLayer.DefaultAdapter && File.Exists(Path.Combine(directory, adapter, AdapterConfig.FileName)))
             directory = Path.Combine(directory, adapter);
         var (config, weights) = AdapterDirectory.Open(directory);
         using (weights)

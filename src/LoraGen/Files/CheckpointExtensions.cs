@@ -116,7 +116,8 @@ public static class CheckpointExtensions
     private static List<(string Key, Tensor Value)> BaseWeights(nn.Module model)
     {
         var layers = LoraTree.Layers(model).ToList();
-        var adapterKeys = layers.SelectMany(entry => entry.Layer.NamedAdapterParameters.Select(p => LoraTree.Join(entry.Path, p.Name)))
+        var adapterKeys = layers.SelectMany(entry => entry.Layer.AdapterNames
+                .SelectMany(adapter => entry.Layer.NamedParametersOf(adapter).Select(p => LoraTree.Join(entry.Path, p.Name))))
             .ToHashSet(StringComparer.Ordinal);
         var basePrefixes = layers.Select(entry => (Wrapped: LoraTree.Join(entry.Path, PeftLayout.BaseLayer) + ".", Plain: entry.Path.Length == 0 ? "" : entry.Path + "."))
             .ToList();

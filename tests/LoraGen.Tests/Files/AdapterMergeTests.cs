@@ -41,6 +41,37 @@ public sealed class AdapterMergeTests
     }
 
     [Fact]
+    public void Named_adapters_merge_offline_with_weights_as_their_weighted_sum_in_memory()
+    {
+        torch.manual_seed(53);
+        var model = new EveryKind();
+        var plain = ModelState.CopyWeights(model, new EveryKind());
+        var directory = ModelState.NewDirectory();
+        var basePath = Path.Combine(directory, "base.safetensors");
+        model.SaveCheckpoint(basePath);
+        model.ApplyLora();
+        model.AddAdapter("second", new AdapterConfig { Rank = 2, Alpha = 6, TargetModules = ["embed", "conv1", "conv2", "proj"] });
+        Adapters.RandomizeAll(model);
+        var adapterDirectory = Path.Combine(directory, "adapter");
+        model.SaveAdapter(adapterDirectory); // "default" in adapter/, "second" in adapter/second/
+
+        var result = AdapterMerge.Merge(basePath,
+            [(adapterDirectory, 0.5), (Path.Combine(adapterDirectory, "second"), -1.5)], Path.Combine(directory, "merged.safetensors"));
+        Assert.Equal(4, result.MergedWeights);
+        Assert.Equal(2, result.ReplacedTensors); // norm.weight and norm.bias, "default"'s modules_to_save
+
+        // In memory: Cat combines them into B·A = Σ wᵢ·sᵢ·Bᵢ·Aᵢ exactly (scaling 1); merged alone, that is the offline sum.
+        model.AddWeightedAdapter(["default", "second"], [0.5, -1.5], "mix", AdapterCombination.Cat);
+        model.DeleteAdapter("default");
+        model.DeleteAdapter("second");
+        model.MergeAndUnload();
+        plain.LoadCheckpoint(Path.Combine(directory, "merged.safetensors"));
+        var expected = model.state_dict();
+        foreach (var (name, actual) in plain.state_dict())
+            Closeness.AssertClose(actual, expected[name], 1e-5);
+    }
+
+    [Fact]
     public void Half_precision_bases_merge_in_float32_and_round_once()
     {
         torch.manual_seed(51);
