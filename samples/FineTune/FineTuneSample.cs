@@ -181,13 +181,13 @@ public static class FineTuneSample
     private static ManyAdaptersResult ManyAdapters(CharTransformer model, string basePath, string adapterPath, Device device,
         IReadOnlyList<(string Task, string Adapter, Tensor Test, Tensor AloneLogits, double AloneAccuracy)> tasks, TrainingLog keyboardLog)
     {
-        // As a user ships them: a fresh base, the keyboard adapter from its sub-folder (the model's first adapter,
-        // so active, alone), then the default one from adapter/ beside it.
+        // As a user ships them: a fresh base, the keyboard adapter (read from adapter/keyboard/; the model's first
+        // adapter, so active, alone), then the default one from adapter/ itself.
         using var fresh = OnDevice(device);
         fresh.LoadCheckpoint(basePath);
-        var keyboardPath = AdapterFileExtensions.AdapterDirectoryOf(adapterPath, KeyboardAdapter);
-        fresh.LoadAdapter(keyboardPath, KeyboardAdapter);
+        fresh.LoadAdapter(adapterPath, KeyboardAdapter);
         fresh.LoadAdapter(adapterPath);
+        var keyboardPath = AdapterFileExtensions.AdapterDirectoryOf(adapterPath, KeyboardAdapter);
 
         using var scope = NewDisposeScope();
         // Per request: one adapter active at a time (none for the base).
