@@ -5,7 +5,7 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using LoraGen;
 using LoraGen.Benchmarks.Compare;
 
-// `compare` and `memory` are the quick modes benchmarks/peer/compare.sh uses; anything else goes to
+// `compare` and `memory` are the quick modes benchmarks/peer/compare.sh uses, `mixed` the mixed-batch cost; anything else goes to
 // BenchmarkDotNet (`-- --filter '*'`, `-- --filter '*' --job short`, `-- --list flat`).
 TorchNative.EnsureLoaded();
 return args.FirstOrDefault() switch
@@ -14,6 +14,7 @@ return args.FirstOrDefault() switch
     "dora" => CompareCommand.RunDora(new Arguments(args[1..])),
     "memory" => MemoryCommand.Run(new Arguments(args[1..])),
     "checkpoint-memory" => CheckpointMemoryCommand.Run(new Arguments(args[1..])),
+    "mixed" => MixedBatchCommand.Run(new Arguments(args[1..])),
     "qlora-memory" => QloraMemoryCommand.Run(new Arguments(args[1..])),
     "qlora-7b" => Qlora7bCommand.Run(new Arguments(args[1..])),
     _ => RunBenchmarkDotNet(args),

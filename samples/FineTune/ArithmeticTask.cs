@@ -22,6 +22,7 @@ public sealed record ArithmeticTask(string Name, Script Script)
 
     public static ArithmeticTask DigitSums { get; } = new("sums in digits", Script.Digits);
     public static ArithmeticTask LetterSums { get; } = new("sums in letters", Script.Letters);
+    public static ArithmeticTask KeyboardSums { get; } = new("sums in keyboard code", Script.Keyboard);
 
     private static readonly int Limit = (int)Math.Pow(10, Digits);
 

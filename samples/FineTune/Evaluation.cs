@@ -19,6 +19,14 @@ public static class Evaluation
         return answer.eq(Answers(examples)).all(1).to(ScalarType.Float32).mean().item<float>();
     }
 
+    /// <summary>The share of <paramref name="examples"/> that answer-slot <paramref name="logits"/> (from
+    /// <see cref="AnswerLogits"/>) answer exactly.</summary>
+    public static double Accuracy(Tensor logits, Tensor examples)
+    {
+        using var scope = NewDisposeScope();
+        return logits.argmax(-1).eq(Answers(examples).cpu()).all(1).to(ScalarType.Float32).mean().item<float>();
+    }
+
     /// <summary>The logits of the answer slots, on the CPU, for comparing two models' outputs.</summary>
     public static Tensor AnswerLogits(CharTransformer model, Tensor examples)
     {

@@ -27,6 +27,24 @@ public sealed record FineTuneResult(
     double ReloadedMaxLogitDifference,
     double MergedMaxLogitDifference,
     double MergedAccuracyB,
+    ManyAdaptersResult ManyAdapters,
     string OutputDirectory,
     string PlotPath,
     TimeSpan Elapsed);
+
+/// <summary>How one task is answered on the shared base: by its adapter trained alone, switched to per request
+/// (<c>SetActiveAdapters</c>), inside one mixed batch (<c>AdapterPerSample</c>), and reloaded from its file into a
+/// fresh base. <see cref="Adapter"/> is <c>"__base__"</c> for task A, which runs on the base alone.</summary>
+public sealed record AdapterTaskResult(string Task, string Adapter, double Alone, double Switched, double Mixed, double Reloaded);
+
+/// <summary>The second part of the sample: two adapters on one frozen base. Each max |Δlogit| is over every
+/// answer-slot logit of every task, against the task's adapter alone.</summary>
+public sealed record ManyAdaptersResult(
+    IReadOnlyList<AdapterTaskResult> Tasks,
+    TrainingLog KeyboardTraining,
+    long MixedBatchSize,
+    double SwitchedMaxLogitDifference,
+    double MixedMaxLogitDifference,
+    double ReloadedMaxLogitDifference,
+    /// <summary>Where the two adapters went, relative to the output directory: "adapter/", "adapter/keyboard/".</summary>
+    IReadOnlyList<string> SavedDirectories);

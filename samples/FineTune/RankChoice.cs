@@ -10,8 +10,12 @@ namespace FineTune;
 /// </summary>
 public static class RankChoice
 {
-    public static LoraReport ApplyLora(nn.Module model, int rank) =>
-        rank == ModelSize.Rank
-            ? model.ApplyLora()
-            : model.ApplyLora(new LoraOptions { Reconfigure = (_, config) => config with { Rank = rank, Alpha = 2.0 * rank } });
+    public static LoraReport ApplyLora(nn.Module model, int rank) => model.ApplyLora(Options(rank));
+
+    /// <summary>One more adapter, named <paramref name="adapter"/>, on the same targets with the same options
+    /// (inactive until <see cref="NamedAdapterExtensions.SetActiveAdapters"/> chooses it).</summary>
+    public static LoraReport AddAdapter(nn.Module model, string adapter, int rank) => model.AddAdapter(adapter, Options(rank));
+
+    private static LoraOptions? Options(int rank) =>
+        rank == ModelSize.Rank ? null : new LoraOptions { Reconfigure = (_, config) => config with { Rank = rank, Alpha = 2.0 * rank } };
 }

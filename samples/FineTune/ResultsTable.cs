@@ -33,6 +33,28 @@ public static class ResultsTable
         return table;
     }
 
+    /// <summary>The second table: each task on the shared base, by its own adapter, served three ways.</summary>
+    public static Table BuildManyAdapters(ManyAdaptersResult result)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title("One base, two adapters: task accuracy by how the adapter is served")
+            .AddColumn("task")
+            .AddColumn("adapter")
+            .AddColumn(new TableColumn("trained alone").RightAligned())
+            .AddColumn(new TableColumn("switched per request").RightAligned())
+            .AddColumn(new TableColumn("one mixed batch").RightAligned())
+            .AddColumn(new TableColumn("reloaded").RightAligned());
+        foreach (var task in result.Tasks)
+            table.AddRow(Markup.Escape(task.Task), Markup.Escape(task.Adapter), Percent(task.Alone), Percent(task.Switched),
+                Percent(task.Mixed), Percent(task.Reloaded));
+        table.Caption(Markup.Escape(
+            $"mixed batch: {result.MixedBatchSize:N0} sums of the three tasks interleaved, one forward, each sample through its own " +
+            $"adapter · max |Δlogit| against each task's adapter alone: switched {Scientific(result.SwitchedMaxLogitDifference)}, " +
+            $"mixed {Scientific(result.MixedMaxLogitDifference)}, reloaded {Scientific(result.ReloadedMaxLogitDifference)} · " +
+            $"saved as {string.Join(" and ", result.SavedDirectories)}"));
+        return table;
+    }
+
     public static string Percent(double share) => (100 * share).ToString("F1", CultureInfo.InvariantCulture) + "%";
 
     private static string Kilobytes(long bytes) => (bytes / 1024.0).ToString("N1", CultureInfo.InvariantCulture) + " KB";

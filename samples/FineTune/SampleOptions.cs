@@ -8,7 +8,7 @@ public sealed record SampleOptions
 {
     public string Device { get; init; } = "auto";
 
-    /// <summary>Training steps on task B, for full fine-tuning and for LoRA alike.</summary>
+    /// <summary>Training steps on task B, for full fine-tuning and for LoRA alike, and on task C for the second adapter.</summary>
     public int Steps { get; init; } = 2000;
 
     /// <summary>Training steps on task A before either fine-tune (the "pretrained" model).</summary>
@@ -26,13 +26,14 @@ public sealed record SampleOptions
         usage: dotnet run --project samples/FineTune [-- options]
           --device auto|cpu|cuda   where to train (auto: cuda when TorchSharp sees one;       [auto]
                                    cuda:N for another GPU)
-          --steps N                fine-tuning steps on task B, full and LoRA each            [2000]
+          --steps N                fine-tuning steps on task B, full and LoRA each, and on    [2000]
+                                   task C for the second adapter
           --pretrain-steps N       pretraining steps on task A                                [2000]
           --rank R                 rank of the LoRA adapter on the token embedding            [16]
                                    (the model's [LoraTarget] attribute says 16)
           --seed S                 seed for weights and data                                  [7]
           --quick                  a small run for tests: 150 pretraining and 60 fine-tuning steps
-          --out DIR                where the checkpoints, the adapter and the plot go         [finetune-out]
+          --out DIR                where the checkpoints, the adapters and the plot go        [finetune-out]
         """;
 
     public static SampleOptions Parse(IReadOnlyList<string> args)

@@ -12,6 +12,10 @@ public sealed record Script(string Characters)
     /// <summary>Task B's script, a letter code with a = 0 … j = 9: "bcd&amp;efg:____" is 123 + 456.</summary>
     public static Script Letters { get; } = new("abcdefghij&:_");
 
+    /// <summary>Task C's script, a keyboard code: each digit is the capital under it on a QWERTY keyboard (1 = Q …
+    /// 9 = O, 0 = P), with its own signs: "QWE#RTY>...." is 123 + 456.</summary>
+    public static Script Keyboard { get; } = new("PQWERTYUIO#>.");
+
     public char Plus => Characters[10];
     public char EqualsSign => Characters[11];
     public char Blank => Characters[12];

@@ -2,9 +2,9 @@ namespace FineTune;
 
 /// <summary>
 /// The characters the model reads and writes: printable ASCII, as in a character-level language model.
-/// Task A uses 13 of them (<see cref="Script.Digits"/>), task B 13 others (<see cref="Script.Letters"/>);
-/// the rest never appear. Because the two tasks' inputs share no character, an embedding adapter trained on
-/// task B moves B's rows of the embedding only.
+/// Task A uses 13 of them (<see cref="Script.Digits"/>), task B 13 others (<see cref="Script.Letters"/>), task C
+/// 13 more (<see cref="Script.Keyboard"/>); the rest never appear. Because the tasks' inputs share no character, an
+/// embedding adapter trained on task B moves B's rows of the embedding only.
 /// </summary>
 public static class Vocabulary
 {

@@ -19,13 +19,24 @@ public sealed class ArithmeticTaskTests
     }
 
     [Fact]
-    public void The_two_scripts_share_no_character()
+    public void The_three_scripts_share_no_character()
     {
         var charactersA = ArithmeticTask.DigitSums.Script.Characters;
         var charactersB = ArithmeticTask.LetterSums.Script.Characters;
+        var charactersC = ArithmeticTask.KeyboardSums.Script.Characters;
         Assert.Equal(13, charactersA.Distinct().Count());
         Assert.Equal(13, charactersB.Distinct().Count());
+        Assert.Equal(13, charactersC.Distinct().Count());
         Assert.Empty(charactersA.Intersect(charactersB));
+        Assert.Empty(charactersA.Intersect(charactersC));
+        Assert.Empty(charactersB.Intersect(charactersC));
+    }
+
+    [Fact]
+    public void The_keyboard_code_writes_each_digit_as_the_capital_under_it()
+    {
+        Assert.Equal("QWE#RTY>....", ArithmeticTask.KeyboardSums.Input(123, 456));
+        Assert.Equal("PPU#IOP>....", ArithmeticTask.KeyboardSums.Input(7, 890));
     }
 
     [Fact]

@@ -1,4 +1,6 @@
 using FineTune;
+using LoraGen;
+using static TorchSharp.torch;
 
 namespace LoraGen.Samples.Tests;
 
@@ -79,15 +81,80 @@ public sealed class FineTuneSampleTests(QuickFineTune run) : IClassFixture<Quick
     }
 
     [Fact]
+    public void Prints_the_two_adapter_table()
+    {
+        // The caption wraps at the console's width: compare with the line breaks and padding folded.
+        var text = System.Text.RegularExpressions.Regex.Replace(run.Output, @"\s+", " ");
+        Assert.Contains("One base, two adapters", text);
+        Assert.Contains("QWE#RTY>....", text);
+        Assert.Contains($"mixed batch: {3 * run.Options.TestExamples} sums of the three tasks interleaved, one forward", text);
+        Assert.Contains("max |Δlogit| against each task's adapter alone: switched 0.0E+0", text);
+        Assert.Contains("saved as adapter/ and adapter/keyboard/", text);
+    }
+
+    [Fact]
+    public void Each_adapter_serves_its_task_as_when_alone_switched_mixed_and_reloaded()
+    {
+        var many = run.Result.ManyAdapters;
+        Assert.Equal(["__base__", "default", "keyboard"], many.Tasks.Select(t => t.Adapter));
+        Assert.Equal(run.Result.PretrainedAccuracyA, many.Tasks[0].Alone);
+        Assert.Equal(run.Result.Lora.AccuracyB, many.Tasks[1].Alone);
+        foreach (var task in many.Tasks)
+        {
+            Assert.Equal(task.Alone, task.Switched);
+            Assert.Equal(task.Alone, task.Mixed);
+            Assert.Equal(task.Alone, task.Reloaded);
+        }
+        Assert.Equal(3L * run.Options.TestExamples, many.MixedBatchSize);
+        Assert.Equal(0, many.SwitchedMaxLogitDifference);
+        Assert.Equal(0, many.ReloadedMaxLogitDifference);
+        // The frozen blocks see a batch three times as large as each task's alone; on this CPU the logits are
+        // still identical (measured 0), a float tolerance allows for kernels that block by batch size.
+        Assert.InRange(many.MixedMaxLogitDifference, 0, 1e-5);
+    }
+
+    [Fact]
+    public void Both_adapters_are_saved_in_PEFTs_layout()
+    {
+        Assert.Equal(["adapter/", "adapter/keyboard/"], run.Result.ManyAdapters.SavedDirectories);
+        foreach (var directory in new[] { "adapter", Path.Combine("adapter", "keyboard") })
+        {
+            Assert.True(File.Exists(Path.Combine(run.OutputDirectory, directory, "adapter_config.json")), directory);
+            Assert.True(File.Exists(Path.Combine(run.OutputDirectory, directory, "adapter_model.safetensors")), directory);
+        }
+    }
+
+    [Fact]
+    public void The_keyboard_adapter_trained_beside_the_letters_one_equals_one_trained_alone()
+    {
+        // Trained on a base that holds no other adapter, with the sample's seeds: the same weights as the
+        // sample's, trained beside the inactive letters adapter (read back from adapter/keyboard/).
+        var basePath = Path.Combine(run.OutputDirectory, "base.safetensors");
+        using var alone = new CharTransformer();
+        alone.LoadCheckpoint(basePath);
+        FineTuneSample.TrainKeyboardAdapter(alone, run.Options, CPU);
+        Assert.Equal(["keyboard"], alone.ModelStatus().AvailableAdapters);
+        using var saved = new CharTransformer();
+        saved.LoadCheckpoint(basePath);
+        saved.LoadAdapter(Path.Combine(run.OutputDirectory, "adapter", "keyboard"), "keyboard");
+        using var testC = ArithmeticTask.KeyboardSums.Batch(run.Options.TestExamples, new Random(run.Options.Seed + 300), CPU);
+        using var aloneLogits = Evaluation.AnswerLogits(alone, testC);
+        using var savedLogits = Evaluation.AnswerLogits(saved, testC);
+        Assert.Equal(aloneLogits.data<float>().ToArray(), savedLogits.data<float>().ToArray());
+        Assert.Equal(run.Result.ManyAdapters.Tasks[2].Alone, Evaluation.Accuracy(alone, testC));
+    }
+
+    [Fact]
     public void Both_runs_log_their_loss_and_their_costs()
     {
-        foreach (var method in new[] { run.Result.Full, run.Result.Lora })
+        foreach (var (name, log) in new[] { (run.Result.Full.Method, run.Result.Full.Training), (run.Result.Lora.Method, run.Result.Lora.Training),
+            ("keyboard", run.Result.ManyAdapters.KeyboardTraining) })
         {
-            Assert.Equal(run.Options.Steps, method.Training.Losses[^1].Step);
-            Assert.True(method.Training.Losses[^1].Loss < method.Training.Losses[0].Loss,
-                $"{method.Method}: loss {method.Training.Losses[0].Loss} at step {method.Training.Losses[0].Step}, {method.Training.Losses[^1].Loss} at the end");
-            Assert.All(method.Training.Losses, point => Assert.True(double.IsFinite(point.Loss) && point.Loss > 0));
-            Assert.True(method.Training.MillisecondsPerStep > 0);
+            Assert.Equal(run.Options.Steps, log.Losses[^1].Step);
+            Assert.True(log.Losses[^1].Loss < log.Losses[0].Loss,
+                $"{name}: loss {log.Losses[0].Loss} at step {log.Losses[0].Step}, {log.Losses[^1].Loss} at the end");
+            Assert.All(log.Losses, point => Assert.True(double.IsFinite(point.Loss) && point.Loss > 0));
+            Assert.True(log.MillisecondsPerStep > 0);
         }
         // Weights + gradients + two AdamW moments of every trained parameter, all float32.
         Assert.Equal(4 * (run.Result.Full.AllParameters * 4), run.Result.Full.Training.TensorBytes);

@@ -18,4 +18,8 @@ public sealed record Workload(
 {
     /// <summary>Wraps the workload's LoRA targets in <paramref name="model"/> and freezes the rest.</summary>
     public LoraReport ApplyLora(nn.Module model) => Adapters is null ? model.ApplyLora() : model.ApplyLora(Adapters);
+
+    /// <summary>Adds one more adapter, <paramref name="adapter"/>, on the same targets (inactive).</summary>
+    public LoraReport AddAdapter(nn.Module model, string adapter) =>
+        Adapters is null ? model.AddAdapter(adapter) : model.AddAdapter(adapter, Adapters);
 }
