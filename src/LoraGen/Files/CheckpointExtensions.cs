@@ -43,6 +43,8 @@ public static class CheckpointExtensions
     {
         var targets = model.state_dict().Select(entry => (entry.Key, entry.Value)).ToList();
         TensorLoader.CheckAndCopy(targets, file, $"Checkpoint '{what}'", [], LoraGenAdvice);
+        foreach (var (_, layer) in LoraTree.Layers(model))
+            layer.BaseWeightChanged();
     }
 
     /// <summary>
@@ -75,6 +77,8 @@ public static class CheckpointExtensions
         TensorLoader.CheckAndCopy(targets, files, $"Checkpoint '{files.Source}'", [],
             "Map the file's keys to the model's paths with PretrainedLoadOptions (RemovePrefix, AddPrefix, Rename), and " +
             "list what may be left over or missing in AllowUnexpected / AllowMissing.");
+        foreach (var (_, layer) in LoraTree.Layers(model))
+            layer.BaseWeightChanged();
     }
 
     /// <summary>

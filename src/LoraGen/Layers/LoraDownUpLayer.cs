@@ -108,6 +108,58 @@ public abstract class LoraDownUpLayer : LoraLayer
             .MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// ‖W + s·B·A‖ per output for the forward, without forming W + s·B·A: per row o,
+    /// ‖W_o‖² + 2s·(W·Aᵀ)_o·B_o + s²·B_o·(A·Aᵀ)·B_oᵀ. W·Aᵀ is one pass over W with r columns, A·Aᵀ is r × r, and ‖W_o‖²
+    /// is cached while the frozen weight does not change. The explicit form (<see cref="WeightNorm"/>) writes and reads a
+    /// weight-sized matrix every step, which made a DoRA step 2–5× a LoRA step (docs/performance.md).
+    /// </summary>
+    private Tensor ForwardWeightNorm(string adapter, ScalarType type)
+    {
+        using var scope = NewDisposeScope();
+        var baseWeight = BaseWeight;
+        var weight = (baseWeight.dtype == type ? baseWeight : baseWeight.to(type)).reshape(baseWeight.shape[0], -1);
+        var (aWeight, bWeight) = Factors(adapter);
+        var a = (aWeight.dtype == type ? aWeight.detach() : aWeight.detach().to(type)).flatten(1);
+        var b = (bWeight.dtype == type ? bWeight.detach() : bWeight.detach().to(type)).flatten(1);
+        double s = ScalingOf(adapter);
+        var cross = weight.matmul(a.t()).mul_(b).sum(1);
+        var quadratic = b.matmul(a.matmul(a.t())).mul_(b).sum(1);
+        var squares = RowNormSquares(weight, type).add(cross, alpha: 2 * s).add_(quadratic, alpha: s * s);
+        var norm = squares.clamp_min_(0).sqrt_();
+        return (baseWeight.dim() > 2 ? norm.reshape([1, baseWeight.shape[0], .. Enumerable.Repeat(1L, (int)baseWeight.dim() - 2)]) : norm)
+            .MoveToOuterDisposeScope();
+    }
+
+    private Tensor? rowNormSquares;
+    private (IntPtr Handle, int Version, ScalarType Type) rowNormSquaresOf;
+
+    // ‖W_o‖² per output row, kept while the base weight is the same tensor (Module.to() replaces it), LoraGen has not
+    // written into it, and the dtype asked for is the same.
+    private Tensor RowNormSquares(Tensor weight, ScalarType type)
+    {
+        var key = (BaseWeight.Handle, BaseWeightVersion, type);
+        if (rowNormSquares is null || rowNormSquaresOf != key)
+        {
+            rowNormSquares?.Dispose();
+            using (no_grad())
+                rowNormSquares = weight.square().sum(1).DetachFromDisposeScope();
+            rowNormSquaresOf = key;
+        }
+        return rowNormSquares;
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            rowNormSquares?.Dispose();
+            rowNormSquares = null;
+        }
+        base.Dispose(disposing);
+    }
+
     private protected override Tensor FactorOverWeight(Tensor factor) =>
         factor.reshape([-1, .. Enumerable.Repeat(1L, (int)BaseWeight.dim() - 1)]);
 
@@ -126,7 +178,7 @@ public abstract class LoraDownUpLayer : LoraLayer
         var input = dropping ? nn.functional.dropout(cast, ConfigOf(adapter).Dropout, training: true) : cast;
         Tensor norm;
         using (no_grad())
-            norm = WeightNorm(adapter, BaseWeight.dtype == adapterType ? BaseWeight : BaseWeight.to(adapterType));
+            norm = ForwardWeightNorm(adapter, adapterType);
         // Per output, arranged to multiply the output: [out] for Linear (last axis), [out, 1…] for convolutions.
         var perOutput = (Magnitude(adapter) / norm).reshape(OutputView());
         var projected = down is Convolution convolution ? LoraConvolution.DownProjection(convolution, input) : down.call(input);

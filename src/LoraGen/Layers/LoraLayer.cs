@@ -29,6 +29,9 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     // the deltas again would drift, by 1.5e-2 after 1000 cycles in bf16); with several adapters merged, the weight is
     // always this plus their deltas, recomputed.
     private Tensor? weightBeforeMerge;
+    // Bumped whenever the base weight is written (merges, a PiSSA/OLoRA residual, a checkpoint load), so caches of
+    // values derived from the frozen weight (DoRA's row norms) know to recompute.
+    private int baseWeightVersion;
     private bool adapterEnabled = true;
     private readonly LoraOptions options;
     // DoRA's magnitude vectors (PEFT's lora_magnitude_vector ModuleDict), registered with the first DoRA adapter so
@@ -169,6 +172,13 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// <c>dora.py</c> computes it (the weight norm detached).</summary>
     private protected abstract Tensor AddDoraOutput(string adapter, Tensor baseOutput, Tensor x);
 
+    /// <summary>Tells the layer its base weight was written from outside (a checkpoint load), so values derived from it
+    /// are recomputed.</summary>
+    internal void BaseWeightChanged() => baseWeightVersion++;
+
+    /// <summary>Changes whenever the base weight is written (see the field).</summary>
+    private protected int BaseWeightVersion => baseWeightVersion;
+
     /// <summary>The dtype merges are computed in: float32, or float64 over a float64 base.</summary>
     protected ScalarType MergeType => BaseWeight.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 
@@ -204,6 +214,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
             var weight = BaseWeight;
             var residual = InitializeFromWeight(adapter, config, weight.to(ScalarType.Float32));
             weight.copy_(residual.to(weight.dtype));
+            baseWeightVersion++;
             var (a, b) = Factors(adapter);
             initialFactors[adapter] = (a.detach().clone().DetachFromDisposeScope(), b.detach().clone().DetachFromDisposeScope());
         }
@@ -441,6 +452,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         // Detached from every dispose scope: it must outlive the caller's per-step scope.
         weightBeforeMerge ??= weight.detach().clone().DetachFromDisposeScope();
         weight.copy_(combined);
+        baseWeightVersion++;
         merged.AddRange(adding);
         return true;
     }
@@ -464,6 +476,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
                 using var scope = NewDisposeScope();
                 BaseWeight.copy_(Combined(weightBeforeMerge, remaining));
             }
+            baseWeightVersion++;
         }
         merged.Clear();
         merged.AddRange(remaining);
