@@ -182,8 +182,19 @@ public abstract class LoraDownUpLayer : LoraLayer
         // Per output, arranged to multiply the output: [out] for Linear (last axis), [out, 1…] for convolutions.
         var perOutput = (Magnitude(adapter) / norm).reshape(OutputView());
         var projected = down is Convolution convolution ? LoraConvolution.DownProjection(convolution, input) : down.call(input);
-        var loraOutput = loraB.Module(adapter).call(projected);
         var bias = BiasOf(BaseLayer);
+        if (!dropping && down is Linear && baseOutput.dtype == projected.dtype)
+        {
+            // The same sum, regrouped as m/‖…‖ ⊙ (base − bias + s·B·A·x) + bias: one addmm and one addcmul, so the
+            // step records three autograd nodes over the output instead of eight (docs/performance.md, DoRA).
+            long outFeatures = baseOutput.shape[^1];
+            var plain = WithoutBias(baseOutput, bias).reshape(-1, outFeatures);
+            var update = addmm(plain, projected.reshape(-1, projected.shape[^1]), WeightOf(loraB.Module(adapter)).t(),
+                beta: 1, alpha: (float)ScalingOf(adapter));
+            var scaled = bias is null ? update.mul(perOutput) : bias.addcmul(update, perOutput, 1);
+            return scaled.view(baseOutput.shape).MoveToOuterDisposeScope();
+        }
+        var loraOutput = loraB.Module(adapter).call(projected);
         var baseWithoutBias = dropping
             ? WithoutBias(BaseLayer.call(input.dtype == BaseWeight.dtype ? input : input.to(BaseWeight.dtype)), bias)
             : WithoutBias(baseOutput, bias);
