@@ -35,6 +35,11 @@ internal static class AdapterCombiner
             throw new ArgumentException("Every weight must be a finite number.", nameof(weights));
 
         var layers = LoraTree.Layers(model).Where(entry => adapters.Any(entry.Layer.AdapterNames.Contains)).ToList();
+        var dora = adapters.Where(name => layers.Any(e => e.Layer.AdapterNames.Contains(name) && e.Layer.ConfigOf(name).UseDora)).ToList();
+        if (dora.Count > 0)
+            throw new ArgumentException(
+                $"{string.Join(", ", dora.Select(n => $"'{n}'"))} {(dora.Count == 1 ? "is a DoRA adapter" : "are DoRA adapters")}: their magnitude vectors " +
+                "rescale the whole weight and do not add up like B·A, so they cannot be combined. Combine plain LoRA adapters.", nameof(adapters));
         // As PEFT, the new rank comes from the adapters' largest ranks over the whole model.
         var ranks = adapters.Select(name => layers.Where(e => e.Layer.AdapterNames.Contains(name)).Max(e => e.Layer.ConfigOf(name).Rank)).ToList();
         if (adapters.Count == 1)

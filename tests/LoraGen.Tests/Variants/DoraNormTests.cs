@@ -35,6 +35,16 @@ public sealed class DoraNormTests
     }
 
     [Fact]
+    public void DoRA_adapters_are_not_combined()
+    {
+        var model = Model(3);
+        model.AddAdapter("plain", new AdapterConfig { Rank = 2, TargetModules = ["0"] });
+        var error = Assert.Throws<ArgumentException>(() => model.AddWeightedAdapter(["default", "plain"], [1, 1], "both", AdapterCombination.Cat));
+        Assert.Contains("'default' is a DoRA adapter", error.Message);
+        Assert.Equal(["default", "plain"], model.LayerStatus()[0].AvailableAdapters);
+    }
+
+    [Fact]
     public void The_forward_norm_equals_the_closed_form_before_and_after_the_base_changes()
     {
         var model = Model(1);
