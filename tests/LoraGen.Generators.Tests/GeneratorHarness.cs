@@ -20,6 +20,7 @@ internal static class GeneratorHarness
                 || Path.GetFileName(p) is "mscorlib.dll" or "netstandard.dll")
             .Append(typeof(TorchSharp.torch).Assembly.Location)
             .Append(typeof(LoraTargetAttribute).Assembly.Location)
+            .Append(typeof(LoraConfig).Assembly.Location)   // LoraGen.Format: LoraConfig, LoraLayerKind, LoraLayerShape, LoraInit
             .Distinct();
         return paths.Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToImmutableArray();
     }

@@ -84,6 +84,7 @@ public static class SyntheticProject
                 || Path.GetFileName(p) is "mscorlib.dll" or "netstandard.dll")
             .Append(typeof(TorchSharp.torch).Assembly.Location)
             .Append(typeof(LoraTargetAttribute).Assembly.Location)
+            .Append(typeof(LoraConfig).Assembly.Location)   // LoraGen.Format: LoraConfig, LoraLayerKind, LoraLayerShape, LoraInit
             .Distinct()
             .Select(p => (MetadataReference)MetadataReference.CreateFromFile(p))]);
 }
