@@ -61,6 +61,9 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     /// <summary>The float bias, or null. A live buffer of this layer: do not dispose it.</summary>
     public Tensor? Bias => bias;
 
+    /// <summary>The device the codes (and everything else) live on.</summary>
+    public Device Device => codes.device;
+
     /// <summary>Bytes of the quantized weight: codes and scales (and the double-quantization constants), without
     /// the bias.</summary>
     public long WeightBytes => Bytes(codes) + Bytes(absmax) + Bytes(absmax_scale) + Bytes(absmax_offset);
@@ -170,6 +173,37 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
             return y;
         using (y)
             return y + bias.to(y.dtype);
+    }
+
+    /// <summary>A copy of this layer's codes, scales and bias (for keeping the original codes aside while a merge
+    /// re-quantizes them).</summary>
+    internal QuantizedLinear Copy()
+    {
+        using var _ = no_grad();
+        return new QuantizedLinear(Kind, InFeatures, OutFeatures, codes.clone(), absmax.clone(), absmax_scale?.clone(),
+            absmax_offset?.clone(), bias?.clone());
+    }
+
+    /// <summary>Overwrites the codes and scales (not the bias) with <paramref name="other"/>'s, bit for bit; the two
+    /// must have the same kind and shape.</summary>
+    internal void CopyCodesFrom(QuantizedLinear other)
+    {
+        if (other.Kind != Kind || other.InFeatures != InFeatures || other.OutFeatures != OutFeatures)
+            throw new ArgumentException($"cannot copy {other.Kind} [{other.OutFeatures}, {other.InFeatures}] codes into {Kind} [{OutFeatures}, {InFeatures}]", nameof(other));
+        using var _ = no_grad();
+        codes.copy_(other.codes);
+        absmax.copy_(other.absmax);
+        absmax_scale?.copy_(other.absmax_scale!);
+        absmax_offset?.copy_(other.absmax_offset!);
+    }
+
+    /// <summary>Quantizes <paramref name="weight"/> [out, in] into this layer's buffers (same kind; the bias is
+    /// kept). This rounds: what <see cref="Dequantize"/> gives afterwards is the nearest code of every weight, not
+    /// <paramref name="weight"/>.</summary>
+    internal void Requantize(Tensor weight)
+    {
+        using var fresh = FromWeight(weight, null, Kind);
+        CopyCodesFrom(fresh);
     }
 
     /// <summary>Forward without the custom autograd function: W is dequantized inside the graph, so autograd keeps
