@@ -108,6 +108,26 @@ public sealed class QloraWiringTests
             Closeness.AssertClose(grad, referenceGrads[path], 1e-4);
     }
 
+    [Theory]
+    [InlineData(QuantizationKind.Nf4)]
+    [InlineData(QuantizationKind.Nf4DoubleQuantized)]
+    [InlineData(QuantizationKind.Int8)]
+    public void The_reused_product_buffer_holds_exactly_the_dequantized_weight(QuantizationKind kind)
+    {
+        using var scope = NewDisposeScope();
+        using var large = QuantizedLinear.FromWeight(randn(96, 80), null, kind);
+        using var small = QuantizedLinear.FromWeight(randn(8, 24), randn(8), kind);
+        foreach (var layer in new[] { large, small, large })
+        {
+            using var transient = layer.DequantizeTransient();
+            Closeness.AssertBitIdentical(transient, layer.Dequantize());
+        }
+        // Forward without autograd (the buffer) equals the product with a fresh dequantized weight.
+        var x = randn(3, 24);
+        using (no_grad())
+            Closeness.AssertBitIdentical(small.forward(x), nn.functional.linear(x, small.Dequantize(), small.Bias));
+    }
+
     [Fact]
     public void MergeAndUnload_gives_a_float_linear_with_the_closed_form_weight()
     {
