@@ -590,14 +590,20 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         var target = merged.Concat(active.Where(name => !merged.Contains(name))).ToList();
         // Created outside the dispose scope: the layer's parameters must outlive it.
         var linear = nn.Linear(quantized.InFeatures, quantized.OutFeatures, hasBias: quantized.Bias is not null, device: quantized.Device);
-        using (no_grad())
-        using (NewDisposeScope())
+        try
         {
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
             var weight = target.Count == 0 ? (codesBeforeMerge ?? quantized).Dequantize() : CombinedChecked(target, target);
             linear.weight!.copy_(weight);
             linear.bias?.copy_(quantized.Bias!);
             foreach (var parameter in linear.parameters())
                 parameter.requires_grad = false;
+        }
+        catch
+        {
+            linear.Dispose();
+            throw;
         }
         ForgetOriginal();
         merged.Clear();
