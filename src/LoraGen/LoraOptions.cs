@@ -44,4 +44,23 @@ public sealed record LoraOptions
     /// <summary>The dtype of the adapter matrices. Float32 by default, even over a bf16 or fp16
     /// base, as in PEFT: inputs are cast to it and the sum is cast back to the base's dtype.</summary>
     public ScalarType AdapterDType { get; init; } = ScalarType.Float32;
+
+    /// <summary>
+    /// QLoRA: store the frozen base of every adapted Linear quantized (<see cref="QuantizationKind.Nf4"/>,
+    /// <see cref="QuantizationKind.Nf4DoubleQuantized"/> or <see cref="QuantizationKind.Int8"/>). ApplyLora, LoadAdapter
+    /// and AddAdapter replace each Linear they wrap by a <see cref="QuantizedLinear"/> (the float Linear is disposed;
+    /// its parameters become buffers <c>base_layer.codes</c>, <c>base_layer.absmax</c>, …) under the
+    /// <see cref="LoraLinear"/>. A layer that already is a QuantizedLinear is wrapped as it is. Embedding and
+    /// convolution targets stay float. Null (the default): float bases. DoRA and PiSSA/OLoRA are refused with it.
+    /// See docs/qlora.md.
+    /// </summary>
+    public QuantizationKind? Quantize { get; init; }
+
+    /// <summary>
+    /// With <see cref="Quantize"/>: also replace every other frozen Linear of the model (not adapted, not trained in
+    /// full) by a <see cref="QuantizedLinear"/> at the same path, so the whole frozen model is quantized. Its
+    /// <c>weight</c> and <c>bias</c> parameters become buffers (<c>codes</c>, <c>absmax</c>, <c>bias</c>, …). A Linear
+    /// held in a field declared <c>Linear</c> (which cannot hold another module type) is left in float32. Off by default.
+    /// </summary>
+    public bool QuantizeFrozenLinears { get; init; }
 }

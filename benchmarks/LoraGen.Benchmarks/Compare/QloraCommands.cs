@@ -24,8 +24,8 @@ internal static class Rss
 }
 
 /// <summary>A frozen base layer with a plain-tensor LoRA adapter (A: r×in, B: out×r, B zero at start as PEFT):
-/// y = base(x) + (x·Aᵀ·Bᵀ)·α/r. The adapters are written here with plain tensors because QuantizedLinear is not yet
-/// wired into LoraLinear; the base is a float Linear (LoRA) or a QuantizedLinear (QLoRA).</summary>
+/// y = base(x) + (x·Aᵀ·Bᵀ)·α/r. Only the <c>nf4-keep</c> mode of qlora-memory uses it now (a base forward that keeps
+/// the dequantized weight in the graph, which LoraLinear never does); everything else goes through ApplyLora.</summary>
 internal sealed class InlineAdapter
 {
     private readonly Func<Tensor, Tensor> frozen;
@@ -49,8 +49,8 @@ internal sealed class InlineAdapter
 
 /// <summary>
 /// <c>qlora-memory [--mode lora|int8|nf4|nf4-dq|nf4-keep] [--steps 20] [--threads 1]</c>: workload (a) (4 ×
-/// Linear(1024, 1024) + GELU, batch 64, r = 8 on every Linear, MSE, AdamW) with a float32, int8 or NF4 frozen
-/// base. Without --mode, runs every mode in a child process of its own (so each VmHWM is its own) and prints
+/// Linear(1024, 1024) + GELU in a Sequential, batch 64, r = 8 on every Linear, MSE, AdamW) through the library's
+/// wiring: <c>ApplyLora(config, new LoraOptions { Quantize = kind })</c> (lora: no Quantize). Without --mode, runs every mode in a child process of its own (so each VmHWM is its own) and prints
 /// all. <c>nf4-keep</c> is NF4 without the custom autograd function (W dequantized inside the graph, so autograd
 /// keeps it until backward): what the recomputation saves.
 /// </summary>
@@ -77,6 +77,8 @@ public static class QloraMemoryCommand
 
         manual_seed(1);
         const int width = 1024, rank = 8, layers = 4;
+        if (mode != "nf4-keep")
+            return RunWired(mode, steps, width, rank, layers, baseline);
         var adapters = new List<InlineAdapter>();
         var keep = new List<IDisposable>();
         long frozenBytes = 0;
@@ -142,6 +144,58 @@ public static class QloraMemoryCommand
         return 0;
     }
 
+    // ApplyLora (with LoraOptions.Quantize for the QLoRA modes) on a Sequential of Linear + GELU.
+    private static int RunWired(string mode, int steps, int width, int rank, int layers, long baseline)
+    {
+        var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
+        for (var i = 0; i < layers; i++)
+        {
+            modules.Add(($"{2 * i}", nn.Linear(width, width)));
+            if (i < layers - 1)
+                modules.Add(($"{2 * i + 1}", nn.GELU()));
+        }
+        var model = nn.Sequential(modules.ToArray());
+        QuantizationKind? kind = mode switch
+        {
+            "lora" => null,
+            "int8" => QuantizationKind.Int8,
+            "nf4-dq" => QuantizationKind.Nf4DoubleQuantized,
+            _ => QuantizationKind.Nf4,
+        };
+        var config = new LoraGen.Files.AdapterConfig
+        {
+            Rank = rank, Alpha = 16, TargetModules = [.. Enumerable.Range(0, layers).Select(i => $"{2 * i}")],
+        };
+        model.ApplyLora(config, new LoraOptions { Quantize = kind });
+        long frozenBytes = model.LoraLayers().Sum(entry => entry.Layer.QuantizedBase is { } q
+            ? q.WeightBytes + q.OutFeatures * 4
+            : entry.Layer.BaseLayer.parameters().Sum(p => p.numel() * p.element_size()));
+        var optimizer = optim.AdamW(model.LoraParameters(), lr: 1e-3);
+        var x = randn(64, width);
+        var target = randn(64, width);
+        var times = new List<double>();
+        for (var s = 0; s < steps; s++)
+        {
+            var watch = Stopwatch.StartNew();
+            using (var scope = NewDisposeScope())
+            {
+                optimizer.zero_grad();
+                var loss = nn.functional.mse_loss(model.call(x), target);
+                loss.backward();
+                optimizer.step();
+            }
+            times.Add(watch.Elapsed.TotalMilliseconds);
+        }
+        var median = times.Skip(2).Order().ElementAt((times.Count - 2) / 2);
+        var prefix = $"mlp.qlora.{mode}";
+        Report.Line($"{prefix}.frozen_weight_mb", frozenBytes / 1e6);
+        Report.Line($"{prefix}.peak_rss_mb", Rss.PeakBytes() / 1e6);
+        Report.Line($"{prefix}.baseline_rss_mb", baseline / 1e6);
+        Report.Line($"{prefix}.peak_rss_over_baseline_mb", (Rss.PeakBytes() - baseline) / 1e6);
+        Report.Line($"{prefix}.step_ms_median", median);
+        return 0;
+    }
+
     private static IReadOnlyList<string> Child(string mode, int steps, int threads)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
@@ -163,17 +217,18 @@ public static class QloraMemoryCommand
 /// decoder shaped like Llama-7B (32 layers, width 4096, 32 heads, SiLU MLP 11008, vocabulary 32000; RMSNorm, causal
 /// attention, no rotary embedding) with random weights created one matrix at a time and quantized as they are made,
 /// never all in float. Every Linear, the LM head included, is a QuantizedLinear; the token embedding stays float32
-/// (a lookup, 0.5 GB). LoRA r = 8, α = 16 on q and v (plain tensors, see <see cref="InlineAdapter"/>), AdamW, batch
+/// (a lookup, 0.5 GB). LoRA r = 8, α = 16 on q and v (<see cref="LoraLinear"/> over the QuantizedLinear), AdamW, batch
 /// 1, sequence 16, next-token cross-entropy. Reports peak RSS (VmHWM) and the step time.
 /// </summary>
 public static class Qlora7bCommand
 {
     private const int Width = 4096, Heads = 32, Mlp = 11008, Vocabulary = 32000, Sequence = 16, Rank = 8;
+    private static readonly LoraConfig Adapter = new() { Rank = Rank, Alpha = 16 };
 
     private sealed class Block
     {
         public required Tensor AttentionNorm, MlpNorm;
-        public required InlineAdapter Q, V;
+        public required LoraLinear Q, V;
         public required QuantizedLinear K, O, Gate, Up, Down;
     }
 
@@ -211,8 +266,8 @@ public static class Qlora7bCommand
             blocks.Add(new Block
             {
                 AttentionNorm = ones(Width), MlpNorm = ones(Width),
-                Q = new InlineAdapter(q.forward, Width, Width, Rank, 16), K = Make(Width, Width),
-                V = new InlineAdapter(v.forward, Width, Width, Rank, 16), O = Make(Width, Width),
+                Q = new LoraLinear(q, Adapter), K = Make(Width, Width),
+                V = new LoraLinear(v, Adapter), O = Make(Width, Width),
                 Gate = Make(Mlp, Width), Up = Make(Mlp, Width), Down = Make(Width, Mlp),
             });
             if (l % 8 == 7)
@@ -223,7 +278,8 @@ public static class Qlora7bCommand
         var buildSeconds = build.Elapsed.TotalSeconds;
         var afterBuild = Rss.CurrentBytes();
 
-        var parameters = blocks.SelectMany(b => new[] { b.Q.A, b.Q.B, b.V.A, b.V.B }).ToList();
+        var parameters = blocks.SelectMany(b => b.Q.NamedAdapterParameters.Concat(b.V.NamedAdapterParameters))
+            .Select(entry => entry.Parameter).ToList();
         var optimizer = optim.AdamW(parameters, lr: 1e-4);
 
         // Where a step's time goes: one MLP matrix (11008 × 4096) generated, quantized, dequantized.
@@ -266,9 +322,9 @@ public static class Qlora7bCommand
                 {
                     var n = Norm(h, block.AttentionNorm);
                     var headDim = Width / Heads;
-                    var q = block.Q.Forward(n).view(1, Sequence, Heads, headDim).transpose(1, 2);
+                    var q = block.Q.call(n).view(1, Sequence, Heads, headDim).transpose(1, 2);
                     var k = block.K.forward(n).view(1, Sequence, Heads, headDim).transpose(1, 2);
-                    var v = block.V.Forward(n).view(1, Sequence, Heads, headDim).transpose(1, 2);
+                    var v = block.V.call(n).view(1, Sequence, Heads, headDim).transpose(1, 2);
                     var scores = q.matmul(k.transpose(2, 3)) / Math.Sqrt(headDim);
                     var attention = nn.functional.softmax(scores.masked_fill(mask, float.NegativeInfinity), -1).matmul(v);
                     h = h + block.O.forward(attention.transpose(1, 2).reshape(1, Sequence, Width));

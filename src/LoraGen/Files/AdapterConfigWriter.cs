@@ -84,7 +84,7 @@ internal static class AdapterConfigWriter
             return names;
         var byNames = new AdapterConfig { TargetModules = names };
         var candidates = LoraTree.Modules(model)
-            .Where(entry => entry.Module is LoraLayer or TorchSharp.Modules.Linear or TorchSharp.Modules.Embedding
+            .Where(entry => entry.Module is LoraLayer or TorchSharp.Modules.Linear or QuantizedLinear or TorchSharp.Modules.Embedding
                 or TorchSharp.Modules.Conv1d or TorchSharp.Modules.Conv2d)
             .Select(entry => MappedOrNull(entry.Path, options));
         var chosen = adapted.ToHashSet(StringComparer.Ordinal);

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using TorchSharp;
 using LoraGen.Files;
 using static TorchSharp.torch;
 
@@ -68,6 +69,13 @@ public static class CheckpointExtensions
         ArgumentNullException.ThrowIfNull(path);
         options ??= PretrainedLoadOptions.Default;
         LoraTree.RefuseMerged(model, "load base weights into");
+        if (options.Quantize is { } kind)
+        {
+            LoadQuantized(model, path, options, kind);
+            return;
+        }
+        RefuseQuantized(model, "load base weights into",
+            "load with PretrainedLoadOptions { Quantize = ... }, which rebuilds the quantized layers from the file's float weights");
         var targets = BaseWeights(model);
         using var files = PretrainedFiles.Open(path, options.Map);
         var modelKeys = targets.Select(target => target.Key).ToHashSet(StringComparer.Ordinal);
@@ -95,6 +103,9 @@ public static class CheckpointExtensions
         ArgumentNullException.ThrowIfNull(directory);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
         LoraTree.RefuseMerged(model, "save the base weights of");
+        RefuseQuantized(model, "save the base weights of",
+            "a Hugging Face checkpoint holds float weights. MergeAndUnload() gives float Linears for the adapted layers; save the " +
+            "adapter with SaveAdapter (it holds no quantized tensor), or the whole state with SaveCheckpoint");
         var tensors = BaseWeights(model).Select(target => TensorBytes.ToLazyEntry(target.Key, target.Value)).ToList();
         var shards = Shard(tensors, maxShardBytes);
         Directory.CreateDirectory(directory);
@@ -113,6 +124,119 @@ public static class CheckpointExtensions
             save.Commit();
         }
         RemoveOtherSaves(directory, targets);
+    }
+
+    // Quantized layers hold codes and scales as buffers: in a Hugging Face checkpoint they would be tensors no loader
+    // knows (and LoadPretrained would look for float weights at those paths).
+    private static void RefuseQuantized(nn.Module model, string action, string remedy)
+    {
+        var quantized = model.named_modules().Where(entry => entry.module is QuantizedLinear).Select(entry => entry.name).ToList();
+        if (quantized.Count > 0)
+            throw new InvalidOperationException(
+                $"Cannot {action} this model: {string.Join(", ", quantized.Take(5))}{(quantized.Count > 5 ? $" and {quantized.Count - 5} more" : "")} " +
+                $"{(quantized.Count == 1 ? "is a" : "are")} QuantizedLinear (QLoRA), whose codes are not float weights; {remedy}.");
+    }
+
+    // LoadPretrained with Quantize: every Linear (or QuantizedLinear) not kept in float is rebuilt from the file's
+    // weight as a QuantizedLinear, one at a time, the float layer disposed right after; the rest is loaded as usual.
+    // Everything is checked first (keys, shapes, whether each slot can take a QuantizedLinear); the other tensors are
+    // then copied (all or nothing, as without Quantize), then the Linears are quantized one by one.
+    private static void LoadQuantized(nn.Module model, string path, PretrainedLoadOptions options, QuantizationKind kind)
+    {
+        var adapted = LoraTree.Layers(model).Select(entry => entry.Path).ToList();
+        if (adapted.Count > 0)
+            throw new InvalidOperationException(
+                $"LoadPretrained with Quantize loads a model without adapters, but {string.Join(", ", adapted.Take(5))} hold LoRA adapters: " +
+                "load the base first, then ApplyLora / LoadAdapter (a QuantizedLinear is wrapped as it is).");
+        var candidates = LoraTree.Edges(model)
+            .Where(edge => edge.Module is TorchSharp.Modules.Linear or QuantizedLinear && !KeptInFloat(options.KeepInFloat, edge.Path))
+            .ToList();
+        using var files = PretrainedFiles.Open(path, options.Map);
+        var problems = new List<string>();
+        var planned = new List<(LoraTree.Edge Edge, ModuleSlot Slot, SafetensorsTensorInfo? Weight, SafetensorsTensorInfo? Bias)>();
+        var hidden = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var edge in candidates)
+        {
+            var (outFeatures, inFeatures, hasBias) = edge.Module switch
+            {
+                TorchSharp.Modules.Linear linear => (linear.out_features, linear.in_features, linear.bias is not null),
+                _ => (((QuantizedLinear)edge.Module).OutFeatures, ((QuantizedLinear)edge.Module).InFeatures, ((QuantizedLinear)edge.Module).Bias is not null),
+            };
+            string weightKey = edge.Path + ".weight", biasKey = edge.Path + ".bias";
+            var weight = files.Find(weightKey);
+            var bias = files.Find(biasKey);
+            hidden.Add(weightKey);
+            hidden.Add(biasKey);
+            if (weight is null)
+            {
+                if (!PretrainedLoadOptions.Matches(options.AllowMissing, weightKey))
+                    problems.Add($"{weightKey}: not in the file (it is a Linear the load would quantize)");
+            }
+            else if (!weight.Shape.SequenceEqual([outFeatures, inFeatures]))
+                problems.Add($"{weightKey}: {weight.DType} {weight.ShapeText} in the file, [{outFeatures}, {inFeatures}] in the model");
+            else if (!weight.DType.IsFloatingPoint())
+                problems.Add($"{weightKey}: {weight.DType} in the file is not a float weight to quantize");
+            if (hasBias && bias is null && weight is not null && !PretrainedLoadOptions.Matches(options.AllowMissing, biasKey))
+                problems.Add($"{biasKey}: not in the file");
+            else if (!hasBias && bias is not null && !PretrainedLoadOptions.Matches(options.AllowUnexpected, biasKey))
+                problems.Add($"{biasKey}: in the file, but the model's layer has no bias");
+            else if (bias is not null && !bias.Shape.SequenceEqual([outFeatures]))
+                problems.Add($"{biasKey}: {bias.DType} {bias.ShapeText} in the file, [{outFeatures}] in the model");
+            try
+            {
+                planned.Add((edge, ModuleSlot.Of(edge.Parent, edge.Name, edge.Module, edge.Path), weight, hasBias ? bias : null));
+            }
+            catch (LoraConfigurationException error)
+            {
+                problems.Add($"{edge.Path}: cannot hold a QuantizedLinear ({error.Message}); keep it in float with PretrainedLoadOptions.KeepInFloat");
+            }
+        }
+        var prefixes = candidates.Select(edge => edge.Path + ".").ToList();
+        var targets = BaseWeights(model).Where(target => !prefixes.Any(prefix => target.Key.StartsWith(prefix, StringComparison.Ordinal))).ToList();
+        var modelKeys = targets.Select(target => target.Key).ToHashSet(StringComparer.Ordinal);
+        files.Remove(files.Tensors.Where(t => !hidden.Contains(t.Name) && !modelKeys.Contains(t.Name) && PretrainedLoadOptions.Matches(options.AllowUnexpected, t.Name))
+            .Select(t => t.Name));
+        targets.RemoveAll(target => files.Find(target.Key) is null && PretrainedLoadOptions.Matches(options.AllowMissing, target.Key));
+        TensorLoader.CheckAndCopy(targets, new HiddenKeys(files, hidden), $"Checkpoint '{files.Source}'", problems,
+            "Map the file's keys to the model's paths with PretrainedLoadOptions (RemovePrefix, AddPrefix, Rename), list what may " +
+            "be left over or missing in AllowUnexpected / AllowMissing, and Linears to keep in float in KeepInFloat.");
+
+        foreach (var (edge, slot, weightInfo, biasInfo) in planned)
+        {
+            QuantizedLinear quantized;
+            if (weightInfo is null)
+            {
+                // Allowed missing: a Linear is quantized from its own weight; a QuantizedLinear stays as it is.
+                if (edge.Module is not TorchSharp.Modules.Linear own)
+                    continue;
+                quantized = QuantizedLinear.FromLinear(own, kind);
+            }
+            else
+            {
+                using var weight = TensorBytes.Read(files, weightInfo);
+                using var bias = biasInfo is null ? null : TensorBytes.Read(files, biasInfo);
+                using var ownBias = bias is null && edge.Module is TorchSharp.Modules.Linear { bias: { } kept } ? kept.detach() : null;
+                quantized = QuantizedLinear.FromWeight(weight, bias ?? ownBias, kind);
+            }
+            var device = edge.Module is TorchSharp.Modules.Linear linear ? linear.weight!.device : ((QuantizedLinear)edge.Module).Device;
+            if (device.type != DeviceType.CPU)
+                quantized.to(device);
+            slot.Put(quantized);
+            edge.Module.Dispose();
+        }
+    }
+
+    private static bool KeptInFloat(IReadOnlyList<string> keep, string path) =>
+        keep.Any(item => path.EndsWith("." + item, StringComparison.Ordinal)) || PretrainedLoadOptions.Matches(keep, path);
+
+    /// <summary>A checkpoint with some keys left out (those LoadPretrained quantizes itself).</summary>
+    private sealed class HiddenKeys(PretrainedFiles files, HashSet<string> hidden) : ITensorSource
+    {
+        public IEnumerable<SafetensorsTensorInfo> Tensors => files.Tensors.Where(t => !hidden.Contains(t.Name));
+
+        public SafetensorsTensorInfo? Find(string name) => hidden.Contains(name) ? null : files.Find(name);
+
+        public void ReadInto(SafetensorsTensorInfo tensor, Span<byte> destination) => files.ReadInto(tensor, destination);
     }
 
     // The model's state dict as a Hugging Face base model names it: adapter parameters left out, and a wrapped

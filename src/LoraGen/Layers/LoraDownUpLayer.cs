@@ -90,7 +90,7 @@ public abstract class LoraDownUpLayer : LoraLayer
         // B is 1-wide, so the composed weight is [out, r] · [r, in·k], laid out like the base weight.
         var b = bWeight.to(MergeType).flatten(1);
         var a = aWeight.to(MergeType).flatten(1);
-        var product = b.matmul(a).reshape(BaseWeight.shape);
+        var product = b.matmul(a).reshape(BaseWeightShape);
         return product.mul(ScalingOf(adapter)).MoveToOuterDisposeScope();
     }
 
@@ -161,7 +161,7 @@ public abstract class LoraDownUpLayer : LoraLayer
     }
 
     private protected override Tensor FactorOverWeight(Tensor factor) =>
-        factor.reshape([-1, .. Enumerable.Repeat(1L, (int)BaseWeight.dim() - 1)]);
+        factor.reshape([-1, .. Enumerable.Repeat(1L, BaseWeightShape.Length - 1)]);
 
     /// <summary>
     /// PEFT's DoRA forward (dora.py): with <c>s·m/‖W + s·B·A‖</c> per output (the norm detached),
@@ -202,7 +202,7 @@ public abstract class LoraDownUpLayer : LoraLayer
         return result.MoveToOuterDisposeScope();
     }
 
-    private long[] OutputView() => [-1, .. Enumerable.Repeat(1L, (int)BaseWeight.dim() - 2)];
+    private long[] OutputView() => [-1, .. Enumerable.Repeat(1L, BaseWeightShape.Length - 2)];
 
     private Tensor WithoutBias(Tensor output, Tensor? bias) => bias is null ? output : output - bias.reshape(OutputView());
 
@@ -218,6 +218,8 @@ public abstract class LoraDownUpLayer : LoraLayer
     {
         Linear linear => linear.weight!,
         Convolution convolution => convolution.weight!,
+        QuantizedLinear => throw new InvalidOperationException(
+            "The base layer is a QuantizedLinear: it has no weight parameter, only codes (QuantizedBase.Dequantize() gives the float weight)."),
         _ => throw new InvalidOperationException($"{layer.GetType().Name} is not a Linear or a convolution."),
     };
 }

@@ -12,6 +12,7 @@ public abstract partial class LoraLayer
     public static LoraLayerShape ShapeOf(nn.Module<Tensor, Tensor> layer, string target) => layer switch
     {
         Linear linear => LoraLinear.ShapeOf(linear),
+        QuantizedLinear quantized => LoraLinear.ShapeOf(quantized),
         Embedding embedding => LoraEmbedding.ShapeOf(embedding),
         Conv1d conv => LoraConvolution.ShapeOf(conv, LoraLayerKind.Conv1d, target),
         Conv2d conv => LoraConvolution.ShapeOf(conv, LoraLayerKind.Conv2d, target),
@@ -25,6 +26,7 @@ public abstract partial class LoraLayer
         string adapter = DefaultAdapter) => layer switch
     {
         Linear linear => new LoraLinear(linear, config, options, adapter),
+        QuantizedLinear quantized => new LoraLinear(quantized, config, options, adapter),
         Embedding embedding => new LoraEmbedding(embedding, config, options, adapter),
         Conv1d conv => new LoraConv1d(conv, config, options, adapter),
         Conv2d conv => new LoraConv2d(conv, config, options, adapter),
@@ -37,6 +39,6 @@ public abstract partial class LoraLayer
             "already holds a LoRA adapter: ApplyLora was called twice, or the layer was wrapped by hand."),
         null => new LoraConfigurationException(target, "is null: create the layer before applying LoRA."),
         _ => new LoraConfigurationException(target,
-            $"holds a {layer.GetType().Name}, which LoRA cannot adapt. Supported layers: Linear, Embedding, Conv1d, Conv2d."),
+            $"holds a {layer.GetType().Name}, which LoRA cannot adapt. Supported layers: Linear, QuantizedLinear, Embedding, Conv1d, Conv2d."),
     };
 }

@@ -32,6 +32,8 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     // Bumped whenever the base weight is written (merges, a PiSSA/OLoRA residual, a checkpoint load), so caches of
     // values derived from the frozen weight (DoRA's row norms) know to recompute.
     private int baseWeightVersion;
+    // Over a quantized base: the original codes, kept aside (they are small) while a merge has re-quantized them.
+    private QuantizedLinear? codesBeforeMerge;
     private bool adapterEnabled = true;
     private readonly LoraOptions options;
     // DoRA's magnitude vectors (PEFT's lora_magnitude_vector ModuleDict), registered with the first DoRA adapter so
@@ -48,6 +50,8 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     {
         // Checked before anything is touched, so a refused layer is left exactly as it was.
         LoraTargetValidator.Validate(shape.ToString(), shape, config, options);
+        if (baseLayer is QuantizedLinear)
+            LoraTargetValidator.ValidateOverQuantized(shape.ToString(), config);
         BaseLayer = baseLayer;
         Shape = shape;
         this.options = options;
@@ -61,6 +65,19 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
 
     /// <summary>The base layer's sizes.</summary>
     public LoraLayerShape Shape { get; }
+
+    /// <summary>The base layer when it is a <see cref="QuantizedLinear"/> (QLoRA), else null.</summary>
+    public QuantizedLinear? QuantizedBase => BaseLayer as QuantizedLinear;
+
+    // Where the base weight lives and how it is laid out: a quantized base has no weight parameter, only codes that
+    // stand for a float32 [out, in] weight.
+    private Device BaseDevice => QuantizedBase?.Device ?? BaseWeight.device;
+
+    /// <summary>The base weight's dtype: float32 for a quantized base (what it dequantizes to).</summary>
+    private protected ScalarType BaseWeightType => QuantizedBase is null ? BaseWeight.dtype : ScalarType.Float32;
+
+    /// <summary>The base weight's shape ([out, in] for a quantized base).</summary>
+    private protected long[] BaseWeightShape => QuantizedBase is { } q ? [q.OutFeatures, q.InFeatures] : BaseWeight.shape;
 
     /// <summary>Every adapter this layer holds, in the order they were added.</summary>
     public IReadOnlyList<string> AdapterNames => order;
@@ -180,7 +197,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     private protected int BaseWeightVersion => baseWeightVersion;
 
     /// <summary>The dtype merges are computed in: float32, or float64 over a float64 base.</summary>
-    protected ScalarType MergeType => BaseWeight.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+    protected ScalarType MergeType => BaseWeightType == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 
     private string Representative => active.Count > 0 ? active[0] : order[0];
 
@@ -247,7 +264,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// <summary>Creates the layer's first adapter and makes it active; the subclass constructor calls it.</summary>
     private protected void CreateFirstAdapter(string adapter, LoraConfig config)
     {
-        CreateFactors(adapter, config, BaseWeight.device, AdapterTypeFor(BaseWeight.dtype, options));
+        CreateFactors(adapter, config, BaseDevice, AdapterTypeFor(BaseWeightType, options));
         configs[adapter] = config;
         InitializeVariants(adapter, config);
         order.Add(adapter);
@@ -264,10 +281,12 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(config);
         options ??= this.options;
         LoraTargetValidator.Validate(Shape.ToString(), Shape, config, options);
+        if (QuantizedBase is not null)
+            LoraTargetValidator.ValidateOverQuantized(Shape.ToString(), config);
         if (config.RewritesBase && IsMerged)
             throw new InvalidOperationException(
                 $"Cannot add a {config.Init} adapter to {Shape} while {Names(merged)} {(merged.Count == 1 ? "is" : "are")} merged: it rewrites the base weight. Call Unmerge() first.");
-        CreateFactors(adapter, config, BaseWeight.device, AdapterTypeFor(BaseWeight.dtype, options));
+        CreateFactors(adapter, config, BaseDevice, AdapterTypeFor(BaseWeightType, options));
         configs[adapter] = config;
         InitializeVariants(adapter, config);
         order.Add(adapter);
@@ -425,6 +444,10 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// was before any merge, so forward costs what the base layer alone costs for them. Adapters not merged keep
     /// being added by forward while active (merging a subset disables nothing). Refused, with nothing changed, when the
     /// merged weight would not be finite in the base's dtype. Already merged adapters change nothing.
+    /// <para>Over a quantized base (<see cref="QuantizedBase"/>) the merged weight is re-quantized:
+    /// W' = quantize(dequantize(original codes) + ΔW), which <b>rounds</b> (the update is mostly lost in the rounding
+    /// for small updates; PEFT warns the same). The original codes are kept aside, so <see cref="Unmerge"/> restores
+    /// them bit for bit. To merge without rounding, use <see cref="MergeAndUnload"/> (full precision).</para>
     /// </summary>
     /// <returns>True if this call merged an adapter.</returns>
     /// <exception cref="ArgumentException">An adapter name is unknown.</exception>
@@ -439,22 +462,38 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         var target = merged.Concat(adding).ToList();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var weight = BaseWeight;
-        var combined = Combined(weightBeforeMerge ?? weight, target);
+        var combined = CombinedChecked(adding, target);
+        if (QuantizedBase is { } quantized)
+        {
+            codesBeforeMerge ??= quantized.Copy();
+            quantized.Requantize(combined);
+        }
+        else
+        {
+            var weight = BaseWeight;
+            // Detached from every dispose scope: it must outlive the caller's per-step scope.
+            weightBeforeMerge ??= weight.detach().clone().DetachFromDisposeScope();
+            weight.copy_(combined);
+        }
+        baseWeightVersion++;
+        merged.AddRange(adding);
+        return true;
+    }
+
+    // The original weight plus the target adapters' updates (float32 over a quantized base), refused when not finite.
+    private Tensor CombinedChecked(List<string> adding, List<string> target)
+    {
+        var original = QuantizedBase is { } quantized ? (codesBeforeMerge ?? quantized).Dequantize() : weightBeforeMerge ?? BaseWeight;
+        var combined = Combined(original, target);
         if (!combined.isfinite().all().item<bool>())
         {
             var largest = adding.Max(name => DeltaWeight(name).abs().max().item<float>());
             throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
-                $"Merging {Names(adding)} into {Shape} would make the weight non-finite in {weight.dtype} " +
+                $"Merging {Names(adding)} into {Shape} would make the weight non-finite in {original.dtype} " +
                 $"(largest |update| is {largest:G4}); nothing was changed. The adapter has diverged: " +
                 $"lower the learning rate or alpha, or keep it unmerged."));
         }
-        // Detached from every dispose scope: it must outlive the caller's per-step scope.
-        weightBeforeMerge ??= weight.detach().clone().DetachFromDisposeScope();
-        weight.copy_(combined);
-        baseWeightVersion++;
-        merged.AddRange(adding);
-        return true;
+        return combined;
     }
 
     /// <summary>Takes <paramref name="adapters"/> (all merged ones when null) out of the base weight. With none left
@@ -464,27 +503,36 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     public bool Unmerge(IReadOnlyCollection<string>? adapters = null)
     {
         var removing = adapters is null ? [.. merged] : adapters.Where(merged.Contains).Distinct(StringComparer.Ordinal).ToList();
-        if (removing.Count == 0 || weightBeforeMerge is null)
+        if (removing.Count == 0 || (weightBeforeMerge is null && codesBeforeMerge is null))
             return false;
         var remaining = merged.Except(removing).ToList();
         using (no_grad())
         {
-            if (remaining.Count == 0)
-                BaseWeight.copy_(weightBeforeMerge);
+            if (QuantizedBase is { } quantized)
+            {
+                // The original codes back exactly; with adapters left merged, re-quantized from the original again.
+                if (remaining.Count == 0)
+                    quantized.CopyCodesFrom(codesBeforeMerge!);
+                else
+                {
+                    using var scope = NewDisposeScope();
+                    using var original = codesBeforeMerge!.Dequantize();
+                    quantized.Requantize(Combined(original, remaining));
+                }
+            }
+            else if (remaining.Count == 0)
+                BaseWeight.copy_(weightBeforeMerge!);
             else
             {
                 using var scope = NewDisposeScope();
-                BaseWeight.copy_(Combined(weightBeforeMerge, remaining));
+                BaseWeight.copy_(Combined(weightBeforeMerge!, remaining));
             }
             baseWeightVersion++;
         }
         merged.Clear();
         merged.AddRange(remaining);
         if (remaining.Count == 0)
-        {
-            weightBeforeMerge.Dispose();
-            weightBeforeMerge = null;
-        }
+            ForgetOriginal();
         return true;
     }
 
@@ -506,15 +554,28 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
         return sum.to(original.dtype);
     }
 
+    private void ForgetOriginal()
+    {
+        weightBeforeMerge?.Dispose();
+        weightBeforeMerge = null;
+        codesBeforeMerge?.Dispose();
+        codesBeforeMerge = null;
+    }
+
     /// <summary>
     /// Merges the active adapters for good and gives back the plain base layer, whose parameters are named
     /// as before wrapping. This wrapper and its adapters must not be used afterwards.
+    /// <para>Over a quantized base this merges to full precision: a new float32 <c>Linear</c> (parameters
+    /// <c>weight</c>, <c>bias</c>) holding dequantize(original codes) + the merged and active adapters' updates, added
+    /// exactly in float32; nothing is re-quantized. The quantized base is disposed.</para>
     /// </summary>
+    /// <exception cref="InvalidOperationException">The merged weight would not be finite.</exception>
     public nn.Module<Tensor, Tensor> MergeAndUnload()
     {
+        if (QuantizedBase is { } quantized)
+            return MergeQuantizedToFloat(quantized);
         Merge();
-        weightBeforeMerge?.Dispose();
-        weightBeforeMerge = null;
+        ForgetOriginal();
         merged.Clear();
         foreach (var adapter in order.ToList())
         {
@@ -522,6 +583,37 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
             RemoveVariants(adapter);
         }
         return BaseLayer;
+    }
+
+    private Linear MergeQuantizedToFloat(QuantizedLinear quantized)
+    {
+        var target = merged.Concat(active.Where(name => !merged.Contains(name))).ToList();
+        // Created outside the dispose scope: the layer's parameters must outlive it.
+        var linear = nn.Linear(quantized.InFeatures, quantized.OutFeatures, hasBias: quantized.Bias is not null, device: quantized.Device);
+        try
+        {
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            var weight = target.Count == 0 ? (codesBeforeMerge ?? quantized).Dequantize() : CombinedChecked(target, target);
+            linear.weight!.copy_(weight);
+            linear.bias?.copy_(quantized.Bias!);
+            foreach (var parameter in linear.parameters())
+                parameter.requires_grad = false;
+        }
+        catch
+        {
+            linear.Dispose();
+            throw;
+        }
+        ForgetOriginal();
+        merged.Clear();
+        foreach (var adapter in order.ToList())
+        {
+            RemoveFactors(adapter);
+            RemoveVariants(adapter);
+        }
+        quantized.Dispose();
+        return linear;
     }
 
     /// <summary>Adapter <paramref name="adapter"/>'s A and B (for combining adapters).</summary>
@@ -595,8 +687,7 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     {
         if (disposing)
         {
-            weightBeforeMerge?.Dispose();
-            weightBeforeMerge = null;
+            ForgetOriginal();
             foreach (var (a, b) in initialFactors.Values)
             {
                 a.Dispose();

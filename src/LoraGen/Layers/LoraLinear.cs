@@ -15,6 +15,18 @@ public sealed class LoraLinear : LoraDownUpLayer
     {
     }
 
+    /// <summary>QLoRA: wraps a quantized frozen base with a fresh adapter. Forward is <c>base(x) + scaling · B(A·x)</c>
+    /// with the base dequantized for its product only (see <see cref="QuantizedLinear"/>); the adapters are float
+    /// (<see cref="LoraOptions.AdapterDType"/>). DoRA and PiSSA/OLoRA initialisation are refused over a quantized base.</summary>
+    /// <exception cref="LoraConfigurationException">The options make no sense, ask for DoRA or PiSSA/OLoRA, or the adapter
+    /// would not save parameters.</exception>
+    public LoraLinear(QuantizedLinear baseLayer, LoraConfig config, LoraOptions? options = null, string adapter = DefaultAdapter)
+        : base(nameof(LoraLinear), baseLayer, config, ShapeOf(baseLayer), options ?? LoraOptions.Default, adapter,
+            (rank, device, dtype) => nn.Linear(baseLayer.InFeatures, rank, hasBias: false, device: device, dtype: dtype),
+            (rank, device, dtype) => nn.Linear(rank, baseLayer.OutFeatures, hasBias: false, device: device, dtype: dtype))
+    {
+    }
+
     /// <inheritdoc />
     private protected override Tensor AddUpProjection(Tensor baseOutput, Tensor down, nn.Module<Tensor, Tensor> up, double scaling) =>
         AddLowRankProduct(baseOutput, down, WeightOf(up), scaling);
@@ -73,4 +85,11 @@ public sealed class LoraLinear : LoraDownUpLayer
     /// <summary>The sizes of a Linear layer.</summary>
     public static LoraLayerShape ShapeOf(Linear layer) =>
         new(LoraLayerKind.Linear, layer.in_features, layer.out_features);
+
+    /// <summary>The sizes of a quantized Linear layer (those of the float weight it stands for).</summary>
+    public static LoraLayerShape ShapeOf(QuantizedLinear layer)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        return new(LoraLayerKind.Linear, layer.InFeatures, layer.OutFeatures);
+    }
 }

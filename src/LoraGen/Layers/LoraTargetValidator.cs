@@ -11,6 +11,8 @@ internal static class LoraTargetValidator
     public static void Validate(string target, LoraLayerShape shape, LoraConfig config, LoraOptions options)
     {
         config.Validate(target);
+        if (options.Quantize is not null && shape.Kind == LoraLayerKind.Linear)
+            ValidateOverQuantized(target, config);
         if (config.RewritesBase && shape.Kind != LoraLayerKind.Linear)
             throw new LoraConfigurationException(target,
                 $"Init = LoraInit.{config.Init} starts the adapter from the base weight's decomposition, which PEFT (and LoraGen) " +
@@ -25,5 +27,22 @@ internal static class LoraTargetValidator
         throw new LoraConfigurationException(target, string.Create(CultureInfo.InvariantCulture,
             $"rank {config.Rank} on {shape} {LayerDescription.NoSavings(shape.Kind.ToString(), budget, config.Rank)}; " +
             $"{LayerDescription.Remedy(budget)}, or set LoraOptions.AllowNoSavings = true if this is intended."));
+    }
+
+    /// <summary>Throws <see cref="LoraConfigurationException"/> for what a quantized (QLoRA) base cannot take: DoRA
+    /// (its magnitude needs the weight's norm at every step, and its merge rescales the whole weight) and PiSSA/OLoRA
+    /// (they rewrite the base weight to a residual, which would have to be re-quantized).</summary>
+    public static void ValidateOverQuantized(string target, LoraConfig config)
+    {
+        if (config.UseDora)
+            throw new LoraConfigurationException(target,
+                "UseDora = true over a quantized base (LoraOptions.Quantize, or a QuantizedLinear) is not supported: DoRA " +
+                "needs the base weight's norm at every step and rescales the whole weight when merged. Use plain LoRA on a " +
+                "quantized base, or DoRA on a float base (LoraOptions.Quantize = null).");
+        if (config.RewritesBase)
+            throw new LoraConfigurationException(target,
+                $"Init = LoraInit.{config.Init} over a quantized base (LoraOptions.Quantize, or a QuantizedLinear) is not " +
+                "supported: it rewrites the base weight to the residual W - B·A, which would have to be re-quantized (and " +
+                "rounded). Use LoraInit.Default or LoraInit.Gaussian on a quantized base, or a float base.");
     }
 }

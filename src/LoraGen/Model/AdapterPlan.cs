@@ -67,7 +67,7 @@ internal sealed class AdapterPlan
         string adapterName = LoraLayer.DefaultAdapter)
     {
         var edges = LoraTree.Edges(model).Select(edge => (Edge: edge, Key: pathInConfig(edge.Path))).ToList();
-        var linears = edges.Where(entry => entry.Edge.Module is Linear or LoraLinear).ToList();
+        var linears = edges.Where(entry => entry.Edge.Module is Linear or QuantizedLinear or LoraLinear).ToList();
         config = config.ExpandAllLinear(linears.Select(entry => entry.Key), OutputLayer(linears.Select(entry => entry.Key).ToList(), options));
 
         var trainable = new List<string>();
@@ -85,7 +85,7 @@ internal sealed class AdapterPlan
                 case TargetMatch.Excluded:
                     excluded++;
                     break;
-                case TargetMatch.Targeted when edge.Module is Linear or Embedding or Conv1d or Conv2d or LoraLayer:
+                case TargetMatch.Targeted when edge.Module is Linear or QuantizedLinear or Embedding or Conv1d or Conv2d or LoraLayer:
                     var layer = (nn.Module<Tensor, Tensor>)edge.Module;
                     var chosen = config.ConfigFor(key);
                     if (options.Reconfigure is { } reconfigure)
@@ -116,11 +116,16 @@ internal sealed class AdapterPlan
             {
                 if (adapter.Layer is LoraLayer wrapper)
                     applied.Add(wrapper, AdapterName, adapter.Config, options);
+                else if (adapter.Layer is Linear linear && options.Quantize is { } kind)
+                    applied.Wrap(adapter, new LoraLinear(applied.Quantized(linear, kind), adapter.Config, options, AdapterName));
                 else
                     applied.Wrap(adapter, LoraLayer.Wrap(adapter.Layer, adapter.Config, options, AdapterName));
             }
             TrainableModules.Remember(model, AdapterName, TrainablePaths);
             LoraModelExtensions.Freeze(model);
+            if (options.Quantize is { } frozenKind && options.QuantizeFrozenLinears)
+                QuantizeFrozenLinears(model, frozenKind, applied);
+            applied.Commit();
             return applied;
         }
         catch
@@ -131,11 +136,35 @@ internal sealed class AdapterPlan
         }
     }
 
+    // Every Linear left frozen (not under an adapter layer, no trainable parameter) becomes a QuantizedLinear at the
+    // same path. One whose slot cannot hold another module type (a field declared Linear) stays float.
+    private static void QuantizeFrozenLinears(nn.Module model, QuantizationKind kind, AppliedAdapters applied)
+    {
+        foreach (var edge in LoraTree.Edges(model).Where(edge => edge.Module is Linear).ToList())
+        {
+            var linear = (Linear)edge.Module;
+            if (linear.parameters().Any(parameter => parameter.requires_grad))
+                continue;
+            ModuleSlot slot;
+            try
+            {
+                slot = ModuleSlot.Of(edge.Parent, edge.Name, linear, edge.Path);
+            }
+            catch (LoraConfigurationException)
+            {
+                continue;
+            }
+            applied.Replace(slot, linear, applied.Quantized(linear, kind));
+        }
+    }
+
     // A plain layer gets a wrapper whose first adapter is the plan's; a wrapper gets one more adapter, if the name is new.
     private static PlannedAdapter Checked(ModuleSlot slot, nn.Module<Tensor, Tensor> layer, LoraConfig config, LoraOptions options, string adapterName)
     {
         if (layer is LoraLayer wrapper)
         {
+            if (wrapper.QuantizedBase is not null)
+                LoraTargetValidator.ValidateOverQuantized(slot.Path, config);
             if (wrapper.AdapterNames.Contains(adapterName))
                 throw new LoraConfigurationException(slot.Path, wrapper.AdapterNames.Count == 1 && adapterName == LoraLayer.DefaultAdapter
                     ? "already holds a LoRA adapter: ApplyLora or LoadAdapter was called on this model before (AddAdapter adds another one by name)."
@@ -144,6 +173,8 @@ internal sealed class AdapterPlan
             return new PlannedAdapter(slot, layer, config);
         }
         LoraTargetValidator.Validate(slot.Path, LoraLayer.ShapeOf(layer, slot.Path), config, options);
+        if (layer is QuantizedLinear)
+            LoraTargetValidator.ValidateOverQuantized(slot.Path, config);
         return new PlannedAdapter(slot, layer, config);
     }
 
@@ -199,6 +230,11 @@ internal sealed class AppliedAdapters
     private readonly System.Collections.Immutable.ImmutableDictionary<string, IReadOnlyList<string>>? trainableBefore;
     private readonly List<(PlannedAdapter Adapter, LoraLayer Wrapper)> wrapped = [];
     private readonly List<(LoraLayer Layer, string Adapter)> added = [];
+    // QLoRA: the float Linears replaced by quantized ones (disposed once everything succeeded), the quantized layers
+    // made (disposed if it is undone), and frozen Linears replaced in place.
+    private readonly List<Linear> floatLinears = [];
+    private readonly List<QuantizedLinear> quantizedLayers = [];
+    private readonly List<(ModuleSlot Slot, Linear Linear)> replaced = [];
 
     public AppliedAdapters(nn.Module model)
     {
@@ -219,8 +255,37 @@ internal sealed class AppliedAdapters
         added.Add((layer, adapter));
     }
 
+    /// <summary>A quantized copy of <paramref name="linear"/>; the Linear is disposed at <see cref="Commit"/>.</summary>
+    public QuantizedLinear Quantized(Linear linear, QuantizationKind kind)
+    {
+        var quantized = QuantizedLinear.FromLinear(linear, kind);
+        quantizedLayers.Add(quantized);
+        floatLinears.Add(linear);
+        return quantized;
+    }
+
+    /// <summary>Puts <paramref name="module"/> where <paramref name="linear"/> was (a frozen Linear quantized in place).</summary>
+    public void Replace(ModuleSlot slot, Linear linear, nn.Module<Tensor, Tensor> module)
+    {
+        slot.Put(module);
+        replaced.Add((slot, linear));
+    }
+
+    /// <summary>Everything succeeded: the float Linears that quantized layers replaced are freed.</summary>
+    public void Commit()
+    {
+        foreach (var linear in floatLinears)
+            linear.Dispose();
+        floatLinears.Clear();
+        quantizedLayers.Clear();
+        replaced.Clear();
+    }
+
     public void Undo()
     {
+        foreach (var (slot, linear) in Enumerable.Reverse(replaced))
+            slot.Put(linear);
+        replaced.Clear();
         foreach (var (layer, adapter) in Enumerable.Reverse(added))
             layer.DeleteAdapter(adapter);
         added.Clear();
@@ -230,6 +295,10 @@ internal sealed class AppliedAdapters
             wrapper.BaseLayerReturned();
         }
         wrapped.Clear();
+        foreach (var quantized in quantizedLayers)
+            quantized.Dispose();
+        quantizedLayers.Clear();
+        floatLinears.Clear();
         foreach (var (parameter, requiresGrad) in flags)
             parameter.requires_grad = requiresGrad;
         TrainableModules.Restore(model, trainableBefore);

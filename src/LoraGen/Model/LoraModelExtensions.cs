@@ -196,9 +196,14 @@ public static class LoraModelExtensions
     /// again the plain model, with merged weights and the parameter names it had before
     /// <c>ApplyLora</c>. The base parameters stay frozen. Returns <paramref name="model"/>.
     /// </summary>
+    /// <remarks>A layer over a quantized base (QLoRA) is merged to full precision: a float32 <c>Linear</c> with
+    /// dequantize(codes) + the update, added exactly in float32, takes its place (paths <c>x.weight</c>,
+    /// <c>x.bias</c>). Frozen Linears quantized without an adapter (<see cref="LoraOptions.QuantizeFrozenLinears"/>)
+    /// stay quantized.</remarks>
     public static TModule MergeAndUnload<TModule>(this TModule model) where TModule : nn.Module
     {
-        model.Merge();
+        // A quantized layer merges in full precision in its own MergeAndUnload; re-quantizing first would be wasted.
+        MergeLayers(model, layer => layer.QuantizedBase is null ? layer.ActiveAdapters : []);
         foreach (var edge in LoraTree.Edges(model).Where(edge => edge.Module is LoraLayer).ToList())
             ModuleSlot.Of(edge.Parent, edge.Name, edge.Module, edge.Path).Put(((LoraLayer)edge.Module).MergeAndUnload());
         return model;

@@ -90,6 +90,14 @@ public static class Nf4
         return result.MoveToOuterDisposeScope();
     }
 
+    /// <summary><see cref="Dequantize"/> into <paramref name="destination"/> (contiguous float32 [count] on the CPU).</summary>
+    internal static void DequantizeInto(Tensor packed, Tensor absmax, long count, Tensor destination)
+    {
+        using var p = packed.contiguous();
+        using var a = absmax.contiguous();
+        Nf4Kernels.DequantizeInto(p, a, count, destination);
+    }
+
     /// <summary>Splits a flat float32 vector into blocks (zero-padded to whole blocks: zeros change no absmax) and
     /// scales each by the float32 reciprocal of its absmax (clamped to 1e-38 as bitsandbytes does), clamped to
     /// [-1, 1]. Returns the scaled [blocks, size], the absmax [blocks] and the true length.</summary>

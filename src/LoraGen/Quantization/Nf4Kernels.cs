@@ -67,9 +67,13 @@ internal static class Nf4Kernels
     }
 
     /// <summary>packed uint8 [(n+1)/2], absmax float32 [ceil(n/64)] on the CPU → float32 [n].</summary>
-    public static Tensor Dequantize(Tensor packed, Tensor absmax, long n)
+    public static Tensor Dequantize(Tensor packed, Tensor absmax, long n) =>
+        DequantizeInto(packed, absmax, n, empty(n, ScalarType.Float32, device: CPU));
+
+    /// <summary>As <see cref="Dequantize"/>, into <paramref name="result"/> (contiguous float32 [n] on the CPU), which
+    /// is returned.</summary>
+    public static Tensor DequantizeInto(Tensor packed, Tensor absmax, long n, Tensor result)
     {
-        var result = empty(n, ScalarType.Float32, device: CPU);
         long blocks = absmax.shape[0];
         long chunks = (blocks + ChunkBlocks - 1) / ChunkBlocks;
         var code = Nf4.CodeArray;
