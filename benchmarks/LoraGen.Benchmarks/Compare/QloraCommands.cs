@@ -134,14 +134,7 @@ public static class QloraMemoryCommand
             }
             times.Add(watch.Elapsed.TotalMilliseconds);
         }
-        var median = times.Skip(2).Order().ElementAt((times.Count - 2) / 2);
-        var prefix = $"mlp.qlora.{mode}";
-        Report.Line($"{prefix}.frozen_weight_mb", frozenBytes / 1e6);
-        Report.Line($"{prefix}.peak_rss_mb", Rss.PeakBytes() / 1e6);
-        Report.Line($"{prefix}.baseline_rss_mb", baseline / 1e6);
-        Report.Line($"{prefix}.peak_rss_over_baseline_mb", (Rss.PeakBytes() - baseline) / 1e6);
-        Report.Line($"{prefix}.step_ms_median", median);
-        return 0;
+        return ReportRun(mode, frozenBytes, baseline, times);
     }
 
     // ApplyLora (with LoraOptions.Quantize for the QLoRA modes) on a Sequential of Linear + GELU.
@@ -186,6 +179,12 @@ public static class QloraMemoryCommand
             }
             times.Add(watch.Elapsed.TotalMilliseconds);
         }
+        return ReportRun(mode, frozenBytes, baseline, times);
+    }
+
+    // One mode's lines: frozen weight bytes, peak RSS (and over the process baseline), median step after 2 warm-up steps.
+    private static int ReportRun(string mode, long frozenBytes, long baseline, List<double> times)
+    {
         var median = times.Skip(2).Order().ElementAt((times.Count - 2) / 2);
         var prefix = $"mlp.qlora.{mode}";
         Report.Line($"{prefix}.frozen_weight_mb", frozenBytes / 1e6);
