@@ -30,7 +30,29 @@ public sealed record FineTuneResult(
     ManyAdaptersResult ManyAdapters,
     string OutputDirectory,
     string PlotPath,
-    TimeSpan Elapsed);
+    TimeSpan Elapsed)
+{
+    /// <summary>With <c>--quantize</c>: the LoRA fine-tune again over a quantized base, against the float one.</summary>
+    public QuantizedLoraResult? Quantized { get; init; }
+}
+
+/// <summary>
+/// One LoRA fine-tune on task B over a quantized base (QLoRA: every frozen Linear stored quantized, the adapter
+/// on the float token embedding), from the same pretrained weights, seeds and data as the float-base run.
+/// </summary>
+public sealed record QuantizedLoraResult(
+    string Kind,
+    MethodResult FloatBase,
+    double FloatBaseAccuracyAWithAdaptersDisabled,
+    MethodResult QuantizedBase,
+    double QuantizedAccuracyAWithAdaptersDisabled,
+    long FloatLinearBytes,
+    long QuantizedLinearBytes,
+    TimeSpan Elapsed)
+{
+    /// <summary>Task B accuracy, quantized base minus float base, in percentage points.</summary>
+    public double DifferenceBPoints => 100 * (QuantizedBase.AccuracyB - FloatBase.AccuracyB);
+}
 
 /// <summary>How one task is answered on the shared base: by its adapter trained alone, switched to per request
 /// (<c>SetActiveAdapters</c>), inside one mixed batch (<c>AdapterPerSample</c>), and reloaded from its file into a

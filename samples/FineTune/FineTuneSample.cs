@@ -148,12 +148,69 @@ public static class FineTuneSample
             mergedAccuracy, many, output, plotPath, clock.Elapsed);
         console.Write(ResultsTable.Build(result));
         console.Write(ResultsTable.BuildManyAdapters(many));
+        if (options.Quantize is { } kind)
+        {
+            result = result with { Quantized = RunQuantized(kind, options, basePath, device, testA, testB, lora, disabledA, console) };
+            result = result with { Elapsed = clock.Elapsed };
+            console.Write(ResultsTable.BuildQuantized(result.Quantized));
+        }
         aloneLogitsB.Dispose();
         aloneLogitsC.Dispose();
         console.MarkupLineInterpolated($"Loss curves: [link]{plotPath}[/]");
         console.MarkupLineInterpolated($"Checkpoints and adapter in {output}; done in {result.Elapsed.TotalSeconds:F0} s.");
         return result;
     }
+
+    /// <summary>
+    /// QLoRA: the LoRA fine-tune on task B again, from the same pretrained checkpoint, seeds and batches, with every
+    /// frozen Linear of the base (attention, MLP, head) stored as <paramref name="kind"/>
+    /// (<c>LoraOptions.QuantizeFrozenLinears</c>). The adapter is on the token embedding, which stays float32.
+    /// </summary>
+    private static QuantizedLoraResult RunQuantized(QuantizationKind kind, SampleOptions options, string basePath, Device device,
+        Tensor testA, Tensor testB, MethodResult floatLora, double floatDisabledA, IAnsiConsole console)
+    {
+        var clock = Stopwatch.StartNew();
+        using var model = OnDevice(device);
+        model.LoadCheckpoint(basePath);
+        long floatBytes = LinearBytes(model);
+        torch.manual_seed(options.Seed + 2);
+        var report = RankChoice.ApplyLora(model, options.Rank, kind);
+        long quantizedBytes = LinearBytes(model);
+        string name = $"LoRA r={options.Rank}, {KindName(kind)} base";
+        TrainingLog log = null!;
+        console.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(),
+                new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(context =>
+            {
+                var task = context.AddTask($"{name} on B", maxValue: options.Steps);
+                log = Trainer.Train(model, model.LoraParameters(), ArithmeticTask.LetterSums,
+                    new TrainingSettings(options.Steps, LoraLearningRate), new Random(options.Seed + 1), device,
+                    Monitor(task, $"{name} on B", model, testA, testB, options.Steps));
+            });
+        double disabledA;
+        using (model.DisableAdapters())
+            disabledA = Evaluation.Accuracy(model, testA);
+        var quantized = new MethodResult(name, Evaluation.Accuracy(model, testB), Evaluation.Accuracy(model, testA),
+            report.TrainableParameters, report.AllParameters, 0, "", log);
+        return new QuantizedLoraResult(KindName(kind), floatLora, floatDisabledA, quantized, disabledA, floatBytes, quantizedBytes, clock.Elapsed);
+    }
+
+    /// <summary>The bytes the model's Linear layers hold: float32 weights and biases, or a QuantizedLinear's buffers.</summary>
+    private static long LinearBytes(nn.Module model) => model.modules().Sum(module => module switch
+    {
+        TorchSharp.Modules.Linear linear => linear.parameters().Sum(p => p.numel() * p.ElementSize),
+        QuantizedLinear quantized => quantized.buffers().Sum(b => b.numel() * b.ElementSize),
+        _ => 0L,
+    });
+
+    public static string KindName(QuantizationKind kind) => kind switch
+    {
+        QuantizationKind.Nf4 => "NF4",
+        QuantizationKind.Int8 => "int8",
+        _ => kind.ToString(),
+    };
 
     /// <summary>
     /// Adds adapter <see cref="KeyboardAdapter"/> to <paramref name="model"/> (the pretrained base, with or without

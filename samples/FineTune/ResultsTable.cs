@@ -55,6 +55,29 @@ public static class ResultsTable
         return table;
     }
 
+    /// <summary>With <c>--quantize</c>: the LoRA fine-tune over the float base against the same over a quantized one.</summary>
+    public static Table BuildQuantized(QuantizedLoraResult result)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title($"QLoRA: the LoRA fine-tune on a float32 base vs an {result.Kind} base")
+            .AddColumn("")
+            .AddColumn(new TableColumn("[bold]float32 base[/]").RightAligned())
+            .AddColumn(new TableColumn($"[bold]{Markup.Escape(result.Kind)} base[/]").RightAligned());
+        void Row(string what, string f, string q) => table.AddRow(Markup.Escape(what), Markup.Escape(f), Markup.Escape(q));
+        Row("task B accuracy", Percent(result.FloatBase.AccuracyB), Percent(result.QuantizedBase.AccuracyB));
+        Row("task A accuracy, adapters on", Percent(result.FloatBase.AccuracyA), Percent(result.QuantizedBase.AccuracyA));
+        Row("task A accuracy, adapters off (the base)", Percent(result.FloatBaseAccuracyAWithAdaptersDisabled),
+            Percent(result.QuantizedAccuracyAWithAdaptersDisabled));
+        Row("Linear layers' weights", Kilobytes(result.FloatLinearBytes), Kilobytes(result.QuantizedLinearBytes));
+        Row("time per training step", $"{result.FloatBase.Training.MillisecondsPerStep:F1} ms",
+            $"{result.QuantizedBase.Training.MillisecondsPerStep:F1} ms");
+        table.Caption(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"task B, {result.Kind} base minus float32 base: {result.DifferenceBPoints:+0.0;-0.0;0.0} points · " +
+            $"same pretrained weights, seeds and batches; every frozen Linear quantized, the adapter on the float token embedding · " +
+            $"quantized run {result.Elapsed.TotalSeconds:F0} s")));
+        return table;
+    }
+
     public static string Percent(double share) => (100 * share).ToString("F1", CultureInfo.InvariantCulture) + "%";
 
     private static string Kilobytes(long bytes) => (bytes / 1024.0).ToString("N1", CultureInfo.InvariantCulture) + " KB";

@@ -1,3 +1,4 @@
+using LoraGen;
 using Samples.Shared;
 
 namespace FineTune;
@@ -19,6 +20,10 @@ public sealed record SampleOptions
     public bool Quick { get; init; }
     public string OutputDirectory { get; init; } = "finetune-out";
 
+    /// <summary>QLoRA: after the float-base LoRA run, run it again from the same pretrained weights with every
+    /// frozen Linear of the base quantized to this kind, and compare. Null (the default): no second run.</summary>
+    public QuantizationKind? Quantize { get; init; }
+
     /// <summary>Examples per task in the held-out accuracy sets.</summary>
     public int TestExamples => Quick ? 256 : 1000;
 
@@ -34,6 +39,8 @@ public sealed record SampleOptions
           --seed S                 seed for weights and data                                  [7]
           --quick                  a small run for tests: 150 pretraining and 60 fine-tuning steps
           --out DIR                where the checkpoints, the adapters and the plot go        [finetune-out]
+          --quantize nf4|int8      also run the LoRA fine-tune on a quantized base (QLoRA:    [none]
+                                   every frozen Linear stored as NF4 or int8) and compare
         """;
 
     public static SampleOptions Parse(IReadOnlyList<string> args)
@@ -51,6 +58,7 @@ public sealed record SampleOptions
                 case "--rank": options = options with { Rank = Positive("--rank", Value()) }; break;
                 case "--seed": options = options with { Seed = OptionValues.WholeNumber("--seed", Value(), minimum: 0) }; break;
                 case "--out": options = options with { OutputDirectory = Value() }; break;
+                case "--quantize": options = options with { Quantize = OptionValues.Quantization(Value()) }; break;
                 case "--quick": options = options with { Quick = true }; break;
                 default: throw new ArgumentException($"unknown option '{args[i]}'");
             }

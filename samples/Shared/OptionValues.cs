@@ -18,4 +18,12 @@ internal static class OptionValues
         int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= minimum
             ? value
             : throw new ArgumentException($"{name} must be a whole number of at least {minimum}, not '{text}'");
+
+    /// <summary>The <c>--quantize</c> value: <c>nf4</c> or <c>int8</c> (bitsandbytes' formats, see docs/qlora.md).</summary>
+    public static QuantizationKind Quantization(string text) => text.ToLowerInvariant() switch
+    {
+        "nf4" => QuantizationKind.Nf4,
+        "int8" => QuantizationKind.Int8,
+        _ => throw new ArgumentException($"--quantize must be nf4 or int8, not '{text}'"),
+    };
 }

@@ -1,4 +1,5 @@
 using FineTune;
+using LoraGen;
 
 namespace LoraGen.Samples.Tests;
 
@@ -21,7 +22,17 @@ public sealed class SampleOptionsTests
         Assert.Equal(("cpu", 5, 6, 2, 0, "x"), (options.Device, options.Steps, options.PretrainSteps, options.Rank, options.Seed, options.OutputDirectory));
     }
 
+    [Fact]
+    public void Quantize_reads_nf4_and_int8_and_is_off_by_default()
+    {
+        Assert.Null(SampleOptions.Parse([]).Quantize);
+        Assert.Equal(QuantizationKind.Nf4, SampleOptions.Parse(["--quantize", "nf4"]).Quantize);
+        Assert.Equal(QuantizationKind.Int8, SampleOptions.Parse(["--quantize", "int8"]).Quantize);
+    }
+
     [Theory]
+    [InlineData("--quantize", "fp4")]
+    [InlineData("--quantize")]
     [InlineData("--device", "gpu")]
     [InlineData("--steps", "0")]
     [InlineData("--rank", "-1")]
