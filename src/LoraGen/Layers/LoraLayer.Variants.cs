@@ -1,6 +1,4 @@
-using System.Globalization;
 using LoraGen.Files;
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
