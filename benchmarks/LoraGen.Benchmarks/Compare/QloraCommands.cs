@@ -114,26 +114,17 @@ public static class QloraMemoryCommand
         var x = randn(64, width);
         var target = randn(64, width);
 
-        var times = new List<double>();
-        for (var s = 0; s < steps; s++)
+        var times = TimeSteps(steps, optimizer, () =>
         {
-            var watch = Stopwatch.StartNew();
-            using (var scope = NewDisposeScope())
+            var h = x;
+            for (var i = 0; i < layers; i++)
             {
-                optimizer.zero_grad();
-                var h = x;
-                for (var i = 0; i < layers; i++)
-                {
-                    h = adapters[i].Forward(h);
-                    if (i < layers - 1)
-                        h = nn.functional.gelu(h);
-                }
-                var loss = nn.functional.mse_loss(h, target);
-                loss.backward();
-                optimizer.step();
+                h = adapters[i].Forward(h);
+                if (i < layers - 1)
+                    h = nn.functional.gelu(h);
             }
-            times.Add(watch.Elapsed.TotalMilliseconds);
-        }
+            return nn.functional.mse_loss(h, target);
+        });
         return ReportRun(mode, frozenBytes, baseline, times);
     }
 
@@ -166,6 +157,13 @@ public static class QloraMemoryCommand
         var optimizer = optim.AdamW(model.LoraParameters(), lr: 1e-3);
         var x = randn(64, width);
         var target = randn(64, width);
+        var times = TimeSteps(steps, optimizer, () => nn.functional.mse_loss(model.call(x), target));
+        return ReportRun(mode, frozenBytes, baseline, times);
+    }
+
+    // Each step's wall time: zero the gradients, the loss, backward, the optimizer step, in one dispose scope.
+    private static List<double> TimeSteps(int steps, optim.Optimizer optimizer, Func<Tensor> loss)
+    {
         var times = new List<double>();
         for (var s = 0; s < steps; s++)
         {
@@ -173,13 +171,12 @@ public static class QloraMemoryCommand
             using (var scope = NewDisposeScope())
             {
                 optimizer.zero_grad();
-                var loss = nn.functional.mse_loss(model.call(x), target);
-                loss.backward();
+                loss().backward();
                 optimizer.step();
             }
             times.Add(watch.Elapsed.TotalMilliseconds);
         }
-        return ReportRun(mode, frozenBytes, baseline, times);
+        return times;
     }
 
     // One mode's lines: frozen weight bytes, peak RSS (and over the process baseline), median step after 2 warm-up steps.

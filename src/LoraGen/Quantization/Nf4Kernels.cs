@@ -23,13 +23,8 @@ internal static class Nf4Kernels
         var packed = empty((n + 1) / 2, ScalarType.Byte, device: CPU);
         var absmax = empty(blocks, ScalarType.Float32, device: CPU);
         var mids = Nf4.Midpoints;
-        long chunks = (blocks + ChunkBlocks - 1) / ChunkBlocks;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, chunk =>
+        ForEachChunk(blocks, n, (firstBlock, blockCount, start, count) =>
         {
-            long firstBlock = chunk * ChunkBlocks;
-            long blockCount = Math.Min(ChunkBlocks, blocks - firstBlock);
-            long start = firstBlock * Nf4.BlockSize;
-            long count = Math.Min(blockCount * Nf4.BlockSize, n - start);
             using var w = flat.narrow(0, start, count);
             using var p = packed.narrow(0, start / 2, (count + 1) / 2);
             using var a = absmax.narrow(0, firstBlock, blockCount);
@@ -55,6 +50,19 @@ internal static class Nf4Kernels
         return (packed, absmax);
     }
 
+    // The blocks in chunks of ChunkBlocks, in parallel: (first block, blocks in the chunk, first weight, weights in it).
+    private static void ForEachChunk(long blocks, long n, Action<long, long, long, long> body)
+    {
+        long chunks = (blocks + ChunkBlocks - 1) / ChunkBlocks;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, chunk =>
+        {
+            long firstBlock = chunk * ChunkBlocks;
+            long blockCount = Math.Min(ChunkBlocks, blocks - firstBlock);
+            long start = firstBlock * Nf4.BlockSize;
+            body(firstBlock, blockCount, start, Math.Min(blockCount * Nf4.BlockSize, n - start));
+        });
+    }
+
     /// <summary>Index of the nearest code: how many midpoints lie strictly below the clamped value.</summary>
     private static int Code(float scaled, float[] mids)
     {
@@ -74,15 +82,9 @@ internal static class Nf4Kernels
     /// is returned.</summary>
     public static Tensor DequantizeInto(Tensor packed, Tensor absmax, long n, Tensor result)
     {
-        long blocks = absmax.shape[0];
-        long chunks = (blocks + ChunkBlocks - 1) / ChunkBlocks;
         var code = Nf4.CodeArray;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, chunk =>
+        ForEachChunk(absmax.shape[0], n, (firstBlock, blockCount, start, count) =>
         {
-            long firstBlock = chunk * ChunkBlocks;
-            long blockCount = Math.Min(ChunkBlocks, blocks - firstBlock);
-            long start = firstBlock * Nf4.BlockSize;
-            long count = Math.Min(blockCount * Nf4.BlockSize, n - start);
             using var o = result.narrow(0, start, count);
             using var p = packed.narrow(0, start / 2, (count + 1) / 2);
             using var a = absmax.narrow(0, firstBlock, blockCount);
