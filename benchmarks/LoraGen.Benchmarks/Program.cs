@@ -16,7 +16,6 @@ return args.FirstOrDefault() switch
     "checkpoint-memory" => CheckpointMemoryCommand.Run(new Arguments(args[1..])),
     "mixed" => MixedBatchCommand.Run(new Arguments(args[1..])),
     "qlora-memory" => QloraMemoryCommand.Run(new Arguments(args[1..])),
-    "qlora-probe" => QloraProbeCommand.Run(new Arguments(args[1..])),
     "qlora-7b" => Qlora7bCommand.Run(new Arguments(args[1..])),
     _ => RunBenchmarkDotNet(args),
 };

@@ -27,14 +27,18 @@ public sealed class TrainingSession : IDisposable
     private readonly Tensor input;
     private readonly Tensor target;
 
-    public TrainingSession(Workload workload, TrainingMode mode)
+    /// <param name="quantize">For LoRA: the adapted layers' frozen bases and every other frozen Linear stored in this
+    /// format (QLoRA, <see cref="LoraOptions.Quantize"/>); null: float32.</param>
+    public TrainingSession(Workload workload, TrainingMode mode, QuantizationKind? quantize = null)
     {
+        if (quantize is not null && mode != TrainingMode.Lora)
+            throw new ArgumentException($"a quantized base is for LoRA training, not {mode}", nameof(quantize));
         Workload = workload;
         Mode = mode;
         manual_seed(0);
         Model = workload.CreateModel();
         if (mode != TrainingMode.Full)
-            workload.ApplyLora(Model);
+            workload.ApplyLora(Model, quantize is null ? null : new LoraOptions { Quantize = quantize, QuantizeFrozenLinears = true });
         if (mode == TrainingMode.Dora)
             foreach (var (_, layer) in Model.LoraLayers())
             {

@@ -17,7 +17,8 @@ public sealed record Workload(
     AdapterConfig? Adapters = null)
 {
     /// <summary>Wraps the workload's LoRA targets in <paramref name="model"/> and freezes the rest.</summary>
-    public LoraReport ApplyLora(nn.Module model) => Adapters is null ? model.ApplyLora() : model.ApplyLora(Adapters);
+    public LoraReport ApplyLora(nn.Module model, LoraOptions? options = null) =>
+        Adapters is null ? model.ApplyLora(options) : model.ApplyLora(Adapters, options);
 
     /// <summary>Adds one more adapter, <paramref name="adapter"/>, on the same targets (inactive).</summary>
     public LoraReport AddAdapter(nn.Module model, string adapter) =>

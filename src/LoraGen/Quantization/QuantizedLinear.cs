@@ -6,14 +6,14 @@ namespace LoraGen;
 
 /// <summary>
 /// A frozen Linear layer whose weight is stored quantized (<see cref="QuantizationKind"/>): y = x·Wᵀ + b with W
-/// dequantized to float32 for the product and dropped right after it. Everything it holds is a buffer (codes,
+/// dequantized to float32 slice by slice (about 1 MiB of rows at a time on the CPU) inside the product. Everything it holds is a buffer (codes,
 /// scales, the optional float bias); it has no parameters, so it is frozen by construction.
 /// </summary>
 /// <remarks>
 /// When <c>x</c> requires a gradient, the product runs through a custom autograd function
 /// (<c>torch.autograd.SingleTensorFunction</c>) that saves no tensor: its backward dequantizes W again and returns
-/// grad·W. So the float weight lives only inside the forward product and inside the backward product, never from
-/// one to the other. No gradient is produced for the weight or the bias.
+/// grad·W. So a float slice of the weight lives only inside the forward product and inside the backward product,
+/// never from one to the other. No gradient is produced for the weight or the bias.
 /// </remarks>
 public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
 {
@@ -155,56 +155,37 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
         return weight.view(OutFeatures, InFeatures).MoveToOuterDisposeScope();
     }
 
-    // One float32 buffer per thread for the weight a product dequantizes into, grown to the largest weight seen. A fresh
-    // multi-megabyte tensor per product is a fresh mmap that the dequantization then page-faults in: measured on workload
-    // (a), 4 chained layers took 194 ms a step that way and 25 ms with memory that stays mapped.
-    [ThreadStatic]
-    private static Tensor? scratch;
-
-    /// <summary>W [out, in] in float32 for one product: on the CPU a view of this thread's reused buffer, valid until
-    /// the next call on this thread (dispose the view, never keep it); elsewhere a new tensor.</summary>
-    internal Tensor DequantizeTransient()
+    /// <summary>What <see cref="DequantizeRowsInto"/> scales NF4 blocks by: the stored absmax, or for double
+    /// quantization the float32 values of <see cref="Scales"/> (a new tensor, ~1/64 of the weight); null for Int8.</summary>
+    internal Tensor? BlockScales() => Kind switch
     {
-        if (codes.device_type != DeviceType.CPU)
-            return Dequantize();
+        QuantizationKind.Int8 => null,
+        QuantizationKind.Nf4 => absmax.alias(),
+        _ => Scales(),
+    };
+
+    /// <summary>Rows [first, first + count) of the float32 weight into <paramref name="destination"/> (contiguous
+    /// float32 [count · in] on the CPU), bit for bit those of <see cref="Dequantize"/>. For NF4, first · in must be a
+    /// multiple of the block size, and <paramref name="scales"/> is <see cref="BlockScales"/>.</summary>
+    internal void DequantizeRowsInto(long first, long count, Tensor? scales, Tensor destination)
+    {
         using var _ = no_grad();
-        long n = InFeatures * OutFeatures;
-        if (scratch is null || scratch.numel() < n)
+        if (Kind == QuantizationKind.Int8)
         {
-            scratch?.Dispose();
-            scratch = empty(n, ScalarType.Float32, device: CPU).DetachFromDisposeScope();
+            // Int8Rows.Dequantize's operations, in place: (float(codes) · s) · (1/127).
+            using var rows = destination.view(count, InFeatures);
+            using var rowCodes = codes.narrow(0, first, count);
+            using var rowScales = absmax.narrow(0, first, count);
+            using var column = rowScales.unsqueeze(1);
+            rows.copy_(rowCodes).mul_(column).mul_(Int8Rows.InverseOf127);
+            return;
         }
-        var flat = scratch.narrow(0, 0, n);
-        try
-        {
-            switch (Kind)
-            {
-                case QuantizationKind.Int8:
-                {
-                    // Int8Rows.Dequantize's operations, in place: (float(codes) · s) · (1/127).
-                    using var rows = flat.view(OutFeatures, InFeatures);
-                    using var column = absmax.unsqueeze(1);
-                    rows.copy_(codes).mul_(column).mul_(Int8Rows.InverseOf127);
-                    break;
-                }
-                case QuantizationKind.Nf4:
-                    Nf4.DequantizeInto(codes, absmax, n, flat);
-                    break;
-                default:
-                {
-                    using var scales = Scales();
-                    Nf4.DequantizeInto(codes, scales, n, flat);
-                    break;
-                }
-            }
-            using (flat)
-                return flat.view(OutFeatures, InFeatures);
-        }
-        catch
-        {
-            flat.Dispose();
-            throw;
-        }
+        long start = first * InFeatures, n = count * InFeatures;
+        if (start % Nf4.BlockSize != 0)
+            throw new ArgumentException($"row {first} does not start an NF4 block of {Nf4.BlockSize}", nameof(first));
+        using var packed = codes.narrow(0, start / 2, (n + 1) / 2);
+        using var blockScales = scales!.narrow(0, start / Nf4.BlockSize, (n + Nf4.BlockSize - 1) / Nf4.BlockSize);
+        Nf4.DequantizeInto(packed, blockScales, n, destination);
     }
 
     /// <summary>x·Wᵀ + b. With autograd recording and <paramref name="x"/> requiring a gradient, the gradient to x
@@ -212,17 +193,9 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
-        Tensor y;
-        if (x.requires_grad && is_grad_enabled())
-        {
-            y = DequantizedLinearFunction.apply(x, this);
-        }
-        else
-        {
-            using var weight = DequantizeTransient();
-            using var typed = weight.to(x.dtype);
-            y = nn.functional.linear(x, typed);
-        }
+        var y = x.requires_grad && is_grad_enabled()
+            ? DequantizedLinearFunction.Apply(x, this)
+            : DequantizedProduct.Forward(this, x);
         if (bias is null)
             return y;
         using (y)
@@ -260,40 +233,5 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
         CopyCodesFrom(fresh);
     }
 
-    /// <summary>Forward without the custom autograd function: W is dequantized inside the graph, so autograd keeps
-    /// it alive until backward. Only for measuring what <see cref="forward"/> saves.</summary>
-    internal Tensor ForwardKeepingWeight(Tensor x)
-    {
-        var weight = Dequantize();
-        var y = nn.functional.linear(x, weight.to(x.dtype));
-        return bias is null ? y : y + bias.to(y.dtype);
-    }
-
     private static long Bytes(Tensor? t) => t is null ? 0 : t.numel() * t.element_size();
-}
-
-/// <summary>y = x·Wᵀ with W = layer.Dequantize(); backward recomputes W and returns grad·W. Saves no tensor.</summary>
-internal sealed class DequantizedLinearFunction : autograd.SingleTensorFunction<DequantizedLinearFunction>
-{
-    private const string LayerKey = "layer";
-
-    public override string Name => nameof(DequantizedLinearFunction);
-
-    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
-    {
-        var x = (Tensor)vars[0];
-        var layer = (QuantizedLinear)vars[1];
-        ctx.save_data(LayerKey, layer);
-        using var weight = layer.DequantizeTransient();
-        using var typed = weight.to(x.dtype);
-        return nn.functional.linear(x, typed);
-    }
-
-    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
-    {
-        var layer = (QuantizedLinear)ctx.get_data(LayerKey);
-        using var weight = layer.DequantizeTransient();
-        using var typed = weight.to(grad_output.dtype);
-        return [grad_output.matmul(typed), null!];
-    }
 }

@@ -112,20 +112,43 @@ public sealed class QloraWiringTests
     [InlineData(QuantizationKind.Nf4)]
     [InlineData(QuantizationKind.Nf4DoubleQuantized)]
     [InlineData(QuantizationKind.Int8)]
-    public void The_reused_product_buffer_holds_exactly_the_dequantized_weight(QuantizationKind kind)
+    public void Products_slice_by_slice_equal_those_with_the_whole_dequantized_weight(QuantizationKind kind)
     {
         using var scope = NewDisposeScope();
-        using var large = QuantizedLinear.FromWeight(randn(96, 80), null, kind);
-        using var small = QuantizedLinear.FromWeight(randn(8, 24), randn(8), kind);
-        foreach (var layer in new[] { large, small, large })
+        // 600 × 520 = 312,000 weights: more than one slice of 2^18, and 520 is not a multiple of 64, so a slice
+        // boundary must fall on an NF4 block boundary (every 8 rows) for the slices to be right.
+        using var layer = QuantizedLinear.FromWeight(randn(600, 520), randn(600), kind);
+        using var small = QuantizedLinear.FromWeight(randn(8, 24), null, kind);
+        var rowsPerSlice = DequantizedProduct.RowsPerSlice(layer);
+        Assert.InRange(rowsPerSlice, 1, 599);
+        Assert.Equal(0, rowsPerSlice * 520 % (kind == QuantizationKind.Int8 ? 1 : Nf4.BlockSize));
+        var whole = layer.Dequantize();
+
+        // Every slice holds exactly its rows of the dequantized weight.
+        using var scales = layer.BlockScales();
+        for (long first = 0; first < 600; first += rowsPerSlice)
         {
-            using var transient = layer.DequantizeTransient();
-            Closeness.AssertBitIdentical(transient, layer.Dequantize());
+            var count = Math.Min(rowsPerSlice, 600 - first);
+            var slice = empty(count * 520);
+            layer.DequantizeRowsInto(first, count, scales, slice);
+            Closeness.AssertBitIdentical(slice.view(count, 520), whole.narrow(0, first, count));
         }
-        // Forward without autograd (the buffer) equals the product with a fresh dequantized weight.
-        var x = randn(3, 24);
+
+        // Forward (with and without autograd) and the gradient to the input, against float64 products with the whole weight.
+        var x = randn(2, 3, 520);
+        var expected = nn.functional.linear(x.to(float64), whole.to(float64), layer.Bias!.to(float64));
         using (no_grad())
-            Closeness.AssertBitIdentical(small.forward(x), nn.functional.linear(x, small.Dequantize(), small.Bias));
+            Closeness.AssertClose(layer.forward(x), expected, 1e-4);
+        var traced = x.clone().requires_grad_(true);
+        var y = layer.forward(traced);
+        Closeness.AssertClose(y, expected, 1e-4);
+        var grad = randn(2, 3, 600);
+        y.backward([grad]);
+        Closeness.AssertClose(traced.grad!, grad.to(float64).matmul(whole.to(float64)), 1e-4);
+        // A smaller layer after the larger one reuses the buffer and still multiplies by its own weight.
+        var z = randn(3, 24);
+        using (no_grad())
+            Closeness.AssertClose(small.forward(z), nn.functional.linear(z.to(float64), small.Dequantize().to(float64)), 1e-5);
     }
 
     [Fact]

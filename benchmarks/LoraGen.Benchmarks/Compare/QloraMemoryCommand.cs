@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using System.Globalization;
+using LoraGen.Benchmarks.Suites;
+using LoraGen.Benchmarks.Workloads;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LoraGen.Benchmarks.Compare;
+
+/// <summary>
+/// <c>qlora-memory [--workloads mlp,bert] [--modes full,lora,int8,nf4,nf4-dq] [--steps 20] [--threads 1]</c>: issue
+/// 19's table. Per workload and mode, in a process of its own: frozen-weight bytes, the tensors kept between steps
+/// (<see cref="TrainingMemory"/>), peak RSS while building the model, peak RSS while training, and the median step. <c>full</c> trains every parameter; <c>lora</c> is the workload's
+/// LoRA over float32; the QLoRA modes are the same LoRA with <c>LoraOptions { Quantize = kind,
+/// QuantizeFrozenLinears = true }</c> (every frozen Linear quantized).
+/// </summary>
+/// <remarks>
+/// What "over baseline" means: before measuring, the process runs the same workload once (LoRA over float32, 3 steps),
+/// disposes it and hands freed memory back to the OS (<see cref="Rss.ReleaseFreeMemory"/>); the baseline is the
+/// resident set then. So the runtime, libtorch, JIT-compiled code and thread pools are in the baseline for every mode
+/// alike, and what is over it is this model's weights, activations, gradients, optimizer state and buffers. The
+/// training peak restarts (clear_refs) after the model is built and freed memory released, so a float model that
+/// ApplyLora quantized and disposed shows in the build peak, not in the training peak.
+/// </remarks>
+public static class QloraMemoryCommand
+{
+    private static readonly string[] AllModes = ["full", "lora", "int8", "nf4", "nf4-dq"];
+
+    public static int Run(Arguments args)
+    {
+        var steps = args.Number("steps", 20);
+        var threads = args.Number("threads", 1);
+        var mode = args.Text("mode", "");
+        if (mode.Length > 0)
+            return Measure(Workloads.Workloads.Named(args.Text("workload", "mlp")), mode, steps, threads);
+        foreach (var workload in args.Text("workloads", "mlp,bert").Split(','))
+            foreach (var each in args.Text("modes", string.Join(',', AllModes)).Split(','))
+                foreach (var line in Child(workload, each, steps, threads))
+                    Console.WriteLine(line);
+        return 0;
+    }
+
+    private static (TrainingMode Mode, QuantizationKind? Quantize) Parse(string mode) => mode switch
+    {
+        "full" => (TrainingMode.Full, null),
+        "lora" => (TrainingMode.Lora, null),
+        "int8" => (TrainingMode.Lora, QuantizationKind.Int8),
+        "nf4" => (TrainingMode.Lora, QuantizationKind.Nf4),
+        "nf4-dq" => (TrainingMode.Lora, QuantizationKind.Nf4DoubleQuantized),
+        _ => throw new ArgumentException($"unknown mode '{mode}': use one of {string.Join(", ", AllModes)}"),
+    };
+
+    private static int Measure(Workload workload, string mode, int steps, int threads)
+    {
+        TorchThreads.Set(threads);
+        var (training, quantize) = Parse(mode);
+        using (var warm = new TrainingSession(workload, TrainingMode.Lora))
+            for (var i = 0; i < 3; i++)
+                warm.Step();
+        Rss.ReleaseFreeMemory();
+        var baseline = Rss.CurrentBytes();
+        Rss.ResetPeak();
+
+        using var session = new TrainingSession(workload, training, quantize);
+        var buildPeak = Rss.PeakBytes();
+        Rss.ReleaseFreeMemory();
+        var built = Rss.CurrentBytes();
+        Rss.ResetPeak();
+        var times = new List<double>();
+        for (var s = 0; s < steps; s++)
+        {
+            var watch = Stopwatch.StartNew();
+            session.Step();
+            times.Add(watch.Elapsed.TotalMilliseconds);
+        }
+        var trainingPeak = Rss.PeakBytes();
+
+        var prefix = $"{workload.Name}.qlora.{mode}";
+        Report.Line($"{prefix}.frozen_weight_mb", FrozenBytes(session) / 1e6);
+        Report.Line($"{prefix}.live_tensor_mb", TrainingMemory.Of(session).Total / 1e6);
+        Report.Line($"{prefix}.baseline_rss_mb", baseline / 1e6);
+        Report.Line($"{prefix}.build_peak_over_baseline_mb", (buildPeak - baseline) / 1e6);
+        Report.Line($"{prefix}.built_over_baseline_mb", (built - baseline) / 1e6);
+        Report.Line($"{prefix}.training_peak_over_baseline_mb", (trainingPeak - baseline) / 1e6);
+        Report.Line($"{prefix}.step_ms_median", times.Skip(2).Order().ElementAt((times.Count - 2) / 2));
+        return 0;
+    }
+
+    // Bytes of what the step does not train: frozen parameters plus quantized layers' buffers (codes, scales, bias).
+    private static long FrozenBytes(TrainingSession session)
+    {
+        var trained = session.Parameters.Select(p => p.Handle).ToHashSet();
+        long frozenParameters = session.Model.parameters().Where(p => !trained.Contains(p.Handle))
+            .Sum(p => p.numel() * p.element_size());
+        long quantized = session.Model.modules().OfType<QuantizedLinear>()
+            .Sum(q => q.buffers().Sum(b => b.numel() * b.element_size()));
+        return frozenParameters + quantized;
+    }
+
+    private static IReadOnlyList<string> Child(string workload, string mode, int steps, int threads)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
+            start.ArgumentList.Add(typeof(QloraMemoryCommand).Assembly.Location);
+        foreach (var arg in new[] { "qlora-memory", "--workload", workload, "--mode", mode,
+                     "--steps", steps.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture) })
+            start.ArgumentList.Add(arg);
+        using var child = Process.Start(start)!;
+        var output = child.StandardOutput.ReadToEnd();
+        child.WaitForExit();
+        if (child.ExitCode != 0)
+            throw new InvalidOperationException($"qlora-memory {workload} {mode} exited with {child.ExitCode}");
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+}
