@@ -19,7 +19,7 @@ public sealed class LoraTargetAnalyzer : DiagnosticAnalyzer
     public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(
         Rules.NotPartial, Rules.NotAModule, Rules.UnknownName, Rules.UnsupportedLayer, Rules.CannotHoldWrapper,
         Rules.OptionOutOfRange, Rules.RankNotLow, Rules.NoSavings, Rules.TargetedTwice, Rules.NothingToAdapt,
-        Rules.AdaptedAndTrainable, Rules.SmallScaling, Rules.GroupsDoNotDivideRank);
+        Rules.AdaptedAndTrainable, Rules.SmallScaling, Rules.GroupsDoNotDivideRank, Rules.QuantizedBaseRewritten);
 
     public override void Initialize(AnalysisContext context)
     {
@@ -67,6 +67,7 @@ public sealed class LoraTargetAnalyzer : DiagnosticAnalyzer
             return; // an attribute cannot be read yet; the compiler reports why
         NameRules.Check(annotated, resolution, report);
         FieldRules.Check(annotated, resolution, report);
+        QuantizationRules.Check(annotated, resolution, report);
         SizeRules.Check(annotated, resolution, report);
         if (resolution.Targets.IsEmpty && resolution.UnknownNames.IsEmpty && annotated.ClassAttribute is not null)
             DeclarationRules.ReportNothingToAdapt(annotated, report);

@@ -79,6 +79,11 @@ internal static class Rules
         "Conv groups do not divide the rank",
         "'{0}' is a {1} with groups = {2}, which does not divide rank {3}; a grouped convolution's adapter needs a rank that is a multiple of {2}, e.g. {4}");
 
+    public static readonly DiagnosticDescriptor QuantizedBaseRewritten = Rule(
+        "LORA0014", DiagnosticSeverity.Error,
+        "Quantized base with DoRA or PiSSA/OLoRA",
+        "Quantize asks for a quantized (QLoRA) base on {0}, but {1} is not supported over one: {2}; drop Quantize, or use plain LoRA (no UseDora, Init = Default or Gaussian) on a quantized base");
+
     private static DiagnosticDescriptor Rule(string id, DiagnosticSeverity severity, string title, string message) =>
         new(id, title, message, Category, severity, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
 }

@@ -16,6 +16,7 @@ internal sealed class LoraAttributeData
     public bool? UseRsLora { get; private set; }
     public int? Init { get; private set; }
     public bool? UseDora { get; private set; }
+    public int? Quantize { get; private set; }
     public ImmutableArray<string> Targets { get; private set; } = ImmutableArray<string>.Empty;
     public ImmutableArray<string> Exclude { get; private set; } = ImmutableArray<string>.Empty;
     public ImmutableArray<string> Trainable { get; private set; } = ImmutableArray<string>.Empty;
@@ -42,6 +43,7 @@ internal sealed class LoraAttributeData
                 case "UseRsLora" when value.Value is bool rs: data.UseRsLora = rs; break;
                 case "Init" when value.Value is int init: data.Init = init; break;
                 case "UseDora" when value.Value is bool dora: data.UseDora = dora; break;
+                case "Quantize" when value.Value is int quantize: data.Quantize = quantize; break;
                 case "Targets" when ReadNames(value) is { } names: data.Targets = names; break;
                 case "Exclude" when ReadNames(value) is { } names: data.Exclude = names; break;
                 case "Trainable" when ReadNames(value) is { } names: data.Trainable = names; break;
@@ -61,7 +63,8 @@ internal sealed class LoraAttributeData
             fieldOptions?.Dropout ?? classOptions?.Dropout ?? 0,
             fieldOptions?.UseRsLora ?? classOptions?.UseRsLora ?? false,
             fieldOptions?.Init ?? classOptions?.Init ?? 0,
-            fieldOptions?.UseDora ?? classOptions?.UseDora ?? false);
+            fieldOptions?.UseDora ?? classOptions?.UseDora ?? false,
+            fieldOptions?.Quantize ?? classOptions?.Quantize ?? 0);
     }
 
     private static ImmutableArray<string>? ReadNames(TypedConstant value)
@@ -79,9 +82,14 @@ internal sealed class LoraAttributeData
     }
 }
 
-/// <summary>The options one target ends up with. <see cref="Alpha"/> null means "same as the rank".</summary>
-internal readonly record struct EffectiveOptions(int Rank, double? Alpha, double Dropout, bool UseRsLora, int Init, bool UseDora = false)
+/// <summary>The options one target ends up with. <see cref="Alpha"/> null means "same as the rank"; <see cref="Quantize"/>
+/// is <c>LoraGen.QuantizationKind</c>'s value (0: float).</summary>
+internal readonly record struct EffectiveOptions(int Rank, double? Alpha, double Dropout, bool UseRsLora, int Init, bool UseDora = false, int Quantize = 0)
 {
+    /// <summary>Whether the options ask for a quantized base together with something that rewrites or rescales it
+    /// (DoRA, PiSSA/OLoRA init): LORA0014.</summary>
+    public bool QuantizesWhatItRewrites => Quantize != 0 && (UseDora || Init is 2 or 3);
+
     public double EffectiveAlpha => Alpha ?? Rank;
     public double Scaling => UseRsLora ? EffectiveAlpha / System.Math.Sqrt(Rank) : EffectiveAlpha / Rank;
 }

@@ -14,16 +14,12 @@ public static class RankChoice
 
     /// <summary>QLoRA: the same adapter, with every frozen Linear of the base stored as <paramref name="quantize"/>
     /// (<c>QuantizeFrozenLinears</c>). The adapter itself is on the token Embedding, which stays float.</summary>
-    public static LoraReport ApplyLora(nn.Module model, int rank, QuantizationKind? quantize) =>
-        model.ApplyLora(Quantized(Options(rank), quantize));
+    public static LoraReport ApplyLora(nn.Module model, int rank, QuantizationKind quantize) =>
+        model.ApplyLora((Options(rank) ?? new LoraOptions()) with { Quantize = quantize, QuantizeFrozenLinears = true });
 
     /// <summary>One more adapter, named <paramref name="adapter"/>, on the same targets with the same options
     /// (inactive until <see cref="NamedAdapterExtensions.SetActiveAdapters"/> chooses it).</summary>
     public static LoraReport AddAdapter(nn.Module model, string adapter, int rank) => model.AddAdapter(adapter, Options(rank));
-
-    private static LoraOptions? Quantized(LoraOptions? options, QuantizationKind? quantize) => quantize is null
-        ? options
-        : (options ?? new LoraOptions()) with { Quantize = quantize, QuantizeFrozenLinears = true };
 
     private static LoraOptions? Options(int rank) =>
         rank == ModelSize.Rank ? null : new LoraOptions { Reconfigure = (_, config) => config with { Rank = rank, Alpha = 2.0 * rank } };

@@ -51,13 +51,14 @@ public sealed record LoraOptions
     /// and AddAdapter replace each Linear they wrap by a <see cref="QuantizedLinear"/> (the float Linear is disposed;
     /// its parameters become buffers <c>base_layer.codes</c>, <c>base_layer.absmax</c>, …) under the
     /// <see cref="LoraLinear"/>. A layer that already is a QuantizedLinear is wrapped as it is. Embedding and
-    /// convolution targets stay float. Null (the default): float bases. DoRA and PiSSA/OLoRA are refused with it.
-    /// See docs/qlora.md.
+    /// convolution targets stay float. <see cref="QuantizationKind.None"/> (the default): float bases, unless a
+    /// <c>[LoraTarget(Quantize = ...)]</c> attribute asks for a quantized one (a kind set here overrides the attributes'). DoRA and
+    /// PiSSA/OLoRA are refused with it. See docs/qlora.md.
     /// </summary>
-    public QuantizationKind? Quantize { get; init; }
+    public QuantizationKind Quantize { get; init; }
 
     /// <summary>
-    /// With <see cref="Quantize"/>: also replace every other frozen Linear of the model (not adapted, not trained in
+    /// With <see cref="Quantize"/> (or, without it, the kind the <c>[LoraTarget]</c> attributes ask for): also replace every other frozen Linear of the model (not adapted, not trained in
     /// full) by a <see cref="QuantizedLinear"/> at the same path, so the whole frozen model is quantized. Its
     /// <c>weight</c> and <c>bias</c> parameters become buffers (<c>codes</c>, <c>absmax</c>, <c>bias</c>, …). A Linear
     /// held in a field declared <c>Linear</c> (which cannot hold another module type) is left in float32. Off by default.

@@ -50,4 +50,12 @@ public sealed class LoraTargetAttribute : Attribute
     /// <summary>DoRA (PEFT's <c>use_dora</c>): a trained magnitude per output rescales the adapted weight; see
     /// <see cref="LoraConfig.UseDora"/>.</summary>
     public bool UseDora { get; set; }
+
+    /// <summary>QLoRA: store the frozen base of the adapted Linear layers quantized
+    /// (<see cref="QuantizationKind.Nf4"/>, <see cref="QuantizationKind.Nf4DoubleQuantized"/> or
+    /// <see cref="QuantizationKind.Int8"/>) when ApplyLora wraps them; Embedding and convolution targets stay float.
+    /// Default <see cref="QuantizationKind.None"/> (float). <see cref="LoraOptions.Quantize"/>, when set, overrides it;
+    /// <see cref="LoraOptions.QuantizeFrozenLinears"/> quantizes the other frozen Linears too. Not with
+    /// <see cref="UseDora"/> or a PiSSA/OLoRA <see cref="Init"/> (LORA0014). See docs/qlora.md.</summary>
+    public QuantizationKind Quantize { get; set; }
 }

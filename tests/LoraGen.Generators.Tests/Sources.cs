@@ -21,7 +21,7 @@ internal static class Sources
             private Module<Tensor, Tensor> q_proj = Linear(Width, Width);
             private Module<Tensor, Tensor> k_proj = Linear(Width, Width);
             private Module<Tensor, Tensor> v_proj = Linear(Width, Width, hasBias: false);
-            [LoraTarget(Rank = 4)] private Module<Tensor, Tensor> o_proj = Linear(Width, 2 * Width / 2);
+            [LoraTarget(Rank = 4, Quantize = QuantizationKind.Nf4)] private Module<Tensor, Tensor> o_proj = Linear(Width, 2 * Width / 2);
 
             public Attention() : base(nameof(Attention)) => RegisterComponents();
 

@@ -40,10 +40,10 @@ public static class QloraMemoryCommand
         return 0;
     }
 
-    private static (TrainingMode Mode, QuantizationKind? Quantize) Parse(string mode) => mode switch
+    private static (TrainingMode Mode, QuantizationKind Quantize) Parse(string mode) => mode switch
     {
-        "full" => (TrainingMode.Full, null),
-        "lora" => (TrainingMode.Lora, null),
+        "full" => (TrainingMode.Full, QuantizationKind.None),
+        "lora" => (TrainingMode.Lora, QuantizationKind.None),
         "int8" => (TrainingMode.Lora, QuantizationKind.Int8),
         "nf4" => (TrainingMode.Lora, QuantizationKind.Nf4),
         "nf4-dq" => (TrainingMode.Lora, QuantizationKind.Nf4DoubleQuantized),

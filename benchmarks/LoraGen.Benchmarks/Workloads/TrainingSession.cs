@@ -28,17 +28,17 @@ public sealed class TrainingSession : IDisposable
     private readonly Tensor target;
 
     /// <param name="quantize">For LoRA: the adapted layers' frozen bases and every other frozen Linear stored in this
-    /// format (QLoRA, <see cref="LoraOptions.Quantize"/>); null: float32.</param>
-    public TrainingSession(Workload workload, TrainingMode mode, QuantizationKind? quantize = null)
+    /// format (QLoRA, <see cref="LoraOptions.Quantize"/>); <see cref="QuantizationKind.None"/>: float32.</param>
+    public TrainingSession(Workload workload, TrainingMode mode, QuantizationKind quantize = QuantizationKind.None)
     {
-        if (quantize is not null && mode != TrainingMode.Lora)
+        if (quantize != QuantizationKind.None && mode != TrainingMode.Lora)
             throw new ArgumentException($"a quantized base is for LoRA training, not {mode}", nameof(quantize));
         Workload = workload;
         Mode = mode;
         manual_seed(0);
         Model = workload.CreateModel();
         if (mode != TrainingMode.Full)
-            workload.ApplyLora(Model, quantize is null ? null : new LoraOptions { Quantize = quantize, QuantizeFrozenLinears = true });
+            workload.ApplyLora(Model, new LoraOptions { Quantize = quantize, QuantizeFrozenLinears = true });
         if (mode == TrainingMode.Dora)
             foreach (var (_, layer) in Model.LoraLayers())
             {

@@ -111,7 +111,8 @@ internal static class Emitter
     internal static string Plan(LoraTargetSpec target)
     {
         var options = $"rank {target.Rank}" + (target.Alpha is { } alpha ? ", alpha " + Number(alpha) : "")
-            + (target.UseRsLora ? ", rsLoRA" : "") + (target.UseDora ? ", DoRA" : "");
+            + (target.UseRsLora ? ", rsLoRA" : "") + (target.UseDora ? ", DoRA" : "")
+            + (target.Quantize != 0 && target.Kind is null or LayerKinds.Linear ? ", " + QuantizationName(target.Quantize) + " base" : "");
         if (target.Kind is null)
             return $"{target.Field}: layer known at run time, {options}";
         if (target.InFeatures is not { } inFeatures || target.OutFeatures is not { } outFeatures || target.KernelElements is not { } kernel)
@@ -135,6 +136,8 @@ internal static class Emitter
         var extras = new List<string>();
         if (target.Kind is not null)
             extras.Add($"Kind = global::LoraGen.LoraLayerKind.{target.Kind}");
+        if (target.Quantize != 0)
+            extras.Add("Quantize = " + QuantizationLiteral(target.Quantize));
         if (target.Kind is not null && target.InFeatures is { } i && target.OutFeatures is { } o && target.KernelElements is { } k)
             extras.Add(string.Format(CultureInfo.InvariantCulture,
                 "Shape = new global::LoraGen.LoraLayerShape(global::LoraGen.LoraLayerKind.{0}, {1}, {2}, {3})", target.Kind, i, o, k));
@@ -148,6 +151,22 @@ internal static class Emitter
         2 => "global::LoraGen.LoraInit.Pissa",
         3 => "global::LoraGen.LoraInit.Olora",
         _ => "(global::LoraGen.LoraInit)" + init.ToString(CultureInfo.InvariantCulture),
+    };
+
+    private static string QuantizationLiteral(int kind) => kind switch
+    {
+        1 => "global::LoraGen.QuantizationKind.Int8",
+        2 => "global::LoraGen.QuantizationKind.Nf4",
+        3 => "global::LoraGen.QuantizationKind.Nf4DoubleQuantized",
+        _ => "(global::LoraGen.QuantizationKind)" + kind.ToString(CultureInfo.InvariantCulture),
+    };
+
+    private static string QuantizationName(int kind) => kind switch
+    {
+        1 => "int8",
+        2 => "NF4",
+        3 => "NF4 double-quantized",
+        _ => "quantized",
     };
 
     private static string Literal(double value) =>

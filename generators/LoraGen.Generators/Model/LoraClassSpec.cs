@@ -56,4 +56,5 @@ internal sealed record LoraTargetSpec(
     long? InFeatures,
     long? OutFeatures,
     long? KernelElements,
-    bool UseDora = false);
+    bool UseDora = false,
+    int Quantize = 0);

@@ -85,7 +85,7 @@ internal static class Parser
             targets.Add(new LoraTargetSpec(
                 field.Name, target.Options.Rank, target.Options.Alpha, target.Options.Dropout,
                 target.Options.UseRsLora, target.Options.Init, target.Kind,
-                creation?.InFeatures, creation?.OutFeatures, kernel, target.Options.UseDora));
+                creation?.InFeatures, creation?.OutFeatures, kernel, target.Options.UseDora, target.Options.Quantize));
         }
 
         if (resolution.Trainable.Any(f => !types.IsModuleType(f.Type)))

@@ -69,9 +69,9 @@ public static class CheckpointExtensions
         ArgumentNullException.ThrowIfNull(path);
         options ??= PretrainedLoadOptions.Default;
         LoraTree.RefuseMerged(model, "load base weights into");
-        if (options.Quantize is { } kind)
+        if (options.Quantize != QuantizationKind.None)
         {
-            LoadQuantized(model, path, options, kind);
+            LoadQuantized(model, path, options, options.Quantize);
             return;
         }
         RefuseQuantized(model, "load base weights into",

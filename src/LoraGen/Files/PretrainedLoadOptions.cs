@@ -35,10 +35,11 @@ public sealed record PretrainedLoadOptions
     /// Load straight into 4-bit (or 8-bit): every Linear of the model whose weight the file holds is replaced, at the
     /// same path, by a <see cref="QuantizedLinear"/> of this kind built from the file's tensor as it is read; the float
     /// Linear is disposed right after, so loading needs no more than the largest tensor beyond the model. The model
-    /// must not hold adapters yet (apply LoRA after loading; a QuantizedLinear is wrapped as it is). Null (the
-    /// default): weights are copied into the model's float parameters. See docs/qlora.md.
+    /// must not hold adapters yet (apply LoRA after loading; a QuantizedLinear is wrapped as it is).
+    /// <see cref="QuantizationKind.None"/> (the default): weights are copied into the model's float parameters. See
+    /// docs/qlora.md.
     /// </summary>
-    public QuantizationKind? Quantize { get; init; }
+    public QuantizationKind Quantize { get; init; }
 
     /// <summary>With <see cref="Quantize"/>: the Linears to keep in float (transformers' <c>llm_int8_skip_modules</c>,
     /// e.g. <c>lm_head</c>): each item is a module path, a last path segment (<c>lm_head</c> matches

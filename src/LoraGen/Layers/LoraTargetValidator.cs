@@ -11,7 +11,7 @@ internal static class LoraTargetValidator
     public static void Validate(string target, LoraLayerShape shape, LoraConfig config, LoraOptions options)
     {
         config.Validate(target);
-        if (options.Quantize is not null && shape.Kind == LoraLayerKind.Linear)
+        if (options.Quantize != QuantizationKind.None && shape.Kind == LoraLayerKind.Linear)
             ValidateOverQuantized(target, config);
         if (config.RewritesBase && shape.Kind != LoraLayerKind.Linear)
             throw new LoraConfigurationException(target,
@@ -36,12 +36,12 @@ internal static class LoraTargetValidator
     {
         if (config.UseDora)
             throw new LoraConfigurationException(target,
-                "UseDora = true over a quantized base (LoraOptions.Quantize, or a QuantizedLinear) is not supported: DoRA " +
+                "UseDora = true over a quantized base (LoraOptions.Quantize, [LoraTarget(Quantize = ...)], or a QuantizedLinear) is not supported: DoRA " +
                 "needs the base weight's norm at every step and rescales the whole weight when merged. Use plain LoRA on a " +
-                "quantized base, or DoRA on a float base (LoraOptions.Quantize = null).");
+                "quantized base, or DoRA on a float base (QuantizationKind.None).");
         if (config.RewritesBase)
             throw new LoraConfigurationException(target,
-                $"Init = LoraInit.{config.Init} over a quantized base (LoraOptions.Quantize, or a QuantizedLinear) is not " +
+                $"Init = LoraInit.{config.Init} over a quantized base (LoraOptions.Quantize, [LoraTarget(Quantize = ...)], or a QuantizedLinear) is not " +
                 "supported: it rewrites the base weight to the residual W - B·A, which would have to be re-quantized (and " +
                 "rounded). Use LoraInit.Default or LoraInit.Gaussian on a quantized base, or a float base.");
     }

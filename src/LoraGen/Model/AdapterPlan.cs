@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 namespace LoraGen;
 
 /// <summary>One layer to wrap: where it sits, the layer, and the adapter's hyperparameters.</summary>
-internal sealed record PlannedAdapter(ModuleSlot Slot, nn.Module<Tensor, Tensor> Layer, LoraConfig Config);
+/// <summary>One layer a plan adapts. <paramref name="Quantize"/>: how a float Linear's base is stored once wrapped (QLoRA).</summary>
+internal sealed record PlannedAdapter(ModuleSlot Slot, nn.Module<Tensor, Tensor> Layer, LoraConfig Config, QuantizationKind Quantize);
 
 /// <summary>
 /// What ApplyLora or LoadAdapter will change, decided and checked before anything changes: the layers to wrap and
@@ -49,7 +50,9 @@ internal sealed class AdapterPlan
                 var layer = host.GetLoraTarget(target.Field);
                 string where = LoraTree.Join(edge.Path, target.Field);
                 var config = reconfigure is null ? target.Config : reconfigure(where, target.Config);
-                Collect(problems, () => adapters.Add(Checked(ModuleSlot.Of(edge.Module, target.Field, layer, where), layer, config, options, adapterName)));
+                // A kind chosen at run time overrides the attribute's.
+                var quantize = options.Quantize != QuantizationKind.None ? options.Quantize : target.Quantize;
+                Collect(problems, () => adapters.Add(Checked(ModuleSlot.Of(edge.Module, target.Field, layer, where), layer, config, options, adapterName, quantize)));
             }
         }
         ThrowIfAny(problems);
@@ -90,7 +93,7 @@ internal sealed class AdapterPlan
                     var chosen = config.ConfigFor(key);
                     if (options.Reconfigure is { } reconfigure)
                         chosen = reconfigure(edge.Path, chosen);
-                    Collect(problems, () => adapters.Add(Checked(ModuleSlot.Of(edge.Parent, edge.Name, layer, edge.Path), layer, chosen, options, adapterName)));
+                    Collect(problems, () => adapters.Add(Checked(ModuleSlot.Of(edge.Parent, edge.Name, layer, edge.Path), layer, chosen, options, adapterName, options.Quantize)));
                     break;
                 case TargetMatch.Targeted:
                     problems.Add(new LoraConfigurationException(edge.Path,
@@ -116,14 +119,17 @@ internal sealed class AdapterPlan
             {
                 if (adapter.Layer is LoraLayer wrapper)
                     applied.Add(wrapper, AdapterName, adapter.Config, options);
-                else if (adapter.Layer is Linear linear && options.Quantize is { } kind)
-                    applied.Wrap(adapter, new LoraLinear(applied.Quantized(linear, kind), adapter.Config, options, AdapterName));
+                else if (adapter.Layer is Linear linear && adapter.Quantize != QuantizationKind.None)
+                    applied.Wrap(adapter, new LoraLinear(applied.Quantized(linear, adapter.Quantize), adapter.Config, options, AdapterName));
                 else
                     applied.Wrap(adapter, LoraLayer.Wrap(adapter.Layer, adapter.Config, options, AdapterName));
             }
             TrainableModules.Remember(model, AdapterName, TrainablePaths);
             LoraModelExtensions.Freeze(model);
-            if (options.Quantize is { } frozenKind && options.QuantizeFrozenLinears)
+            var frozenKind = options.Quantize != QuantizationKind.None
+                ? options.Quantize
+                : Adapters.Select(adapter => adapter.Quantize).FirstOrDefault(kind => kind != QuantizationKind.None);
+            if (frozenKind != QuantizationKind.None && options.QuantizeFrozenLinears)
                 QuantizeFrozenLinears(model, frozenKind, applied);
             applied.Commit();
             return applied;
@@ -159,7 +165,8 @@ internal sealed class AdapterPlan
     }
 
     // A plain layer gets a wrapper whose first adapter is the plan's; a wrapper gets one more adapter, if the name is new.
-    private static PlannedAdapter Checked(ModuleSlot slot, nn.Module<Tensor, Tensor> layer, LoraConfig config, LoraOptions options, string adapterName)
+    private static PlannedAdapter Checked(ModuleSlot slot, nn.Module<Tensor, Tensor> layer, LoraConfig config, LoraOptions options,
+        string adapterName, QuantizationKind quantize)
     {
         if (layer is LoraLayer wrapper)
         {
@@ -170,12 +177,12 @@ internal sealed class AdapterPlan
                     ? "already holds a LoRA adapter: ApplyLora or LoadAdapter was called on this model before (AddAdapter adds another one by name)."
                     : $"already holds an adapter named '{adapterName}'; delete it first (DeleteAdapter) or choose another name.");
             LoraTargetValidator.Validate(slot.Path, wrapper.Shape, config, options);
-            return new PlannedAdapter(slot, layer, config);
+            return new PlannedAdapter(slot, layer, config, QuantizationKind.None);
         }
         LoraTargetValidator.Validate(slot.Path, LoraLayer.ShapeOf(layer, slot.Path), config, options);
-        if (layer is QuantizedLinear)
+        if (layer is QuantizedLinear || layer is Linear && quantize != QuantizationKind.None)
             LoraTargetValidator.ValidateOverQuantized(slot.Path, config);
-        return new PlannedAdapter(slot, layer, config);
+        return new PlannedAdapter(slot, layer, config, quantize);
     }
 
     private static void Collect(List<LoraConfigurationException> problems, Action plan)

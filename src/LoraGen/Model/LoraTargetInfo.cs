@@ -10,4 +10,9 @@ public sealed record LoraTargetInfo(string Field, LoraConfig Config)
 
     /// <summary>The layer's sizes, when the factory's arguments are compile-time constants.</summary>
     public LoraLayerShape? Shape { get; init; }
+
+    /// <summary>How the attribute asks for the base to be stored (<c>[LoraTarget(Quantize = ...)]</c>): QLoRA for a
+    /// Linear target; <see cref="QuantizationKind.None"/> (float) by default. <see cref="LoraOptions.Quantize"/>
+    /// overrides it.</summary>
+    public QuantizationKind Quantize { get; init; }
 }

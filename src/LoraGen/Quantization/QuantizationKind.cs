@@ -1,8 +1,12 @@
 namespace LoraGen;
 
-/// <summary>How a <see cref="QuantizedLinear"/> stores its frozen weight.</summary>
+/// <summary>How a frozen base weight is stored: float (<see cref="None"/>, the default) or quantized in a
+/// <see cref="QuantizedLinear"/> (QLoRA).</summary>
 public enum QuantizationKind
 {
+    /// <summary>Not quantized: the base stays a float Linear.</summary>
+    None,
+
     /// <summary>One signed byte per weight, scaled by the absolute maximum of its output row (LLM.int8()'s
     /// vector-wise quantization without the outlier decomposition).</summary>
     Int8,

@@ -122,6 +122,8 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
                         return new QuantizedLinear(kind, inFeatures, outFeatures, packed, absmaxCodes, absmaxScale, offset, floatBias);
                     }
                 }
+                case QuantizationKind.None:
+                    throw new ArgumentException("QuantizationKind.None stores no quantized weight: keep the float Linear, or choose Nf4, Nf4DoubleQuantized or Int8", nameof(kind));
                 default:
                     throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown quantization kind");
             }
