@@ -45,19 +45,6 @@ public static class MemoryCommand
     }
 
     /// <summary>Runs the memory command in a child process and returns its report lines.</summary>
-    public static IReadOnlyList<string> RunChild(string workload, TrainingMode mode, int threads)
-    {
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
-        // Under `dotnet LoraGen.Benchmarks.dll` the process is the dotnet host: pass it the assembly again.
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
-            start.ArgumentList.Add(typeof(MemoryCommand).Assembly.Location);
-        foreach (var arg in new[] { "memory", "--workload", workload, "--mode", mode.ToString(), "--threads", threads.ToString(System.Globalization.CultureInfo.InvariantCulture) })
-            start.ArgumentList.Add(arg);
-        using var child = Process.Start(start)!;
-        var output = child.StandardOutput.ReadToEnd();
-        child.WaitForExit();
-        if (child.ExitCode != 0)
-            throw new InvalidOperationException($"memory probe for {workload} {mode} exited with {child.ExitCode}");
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-    }
+    public static IReadOnlyList<string> RunChild(string workload, TrainingMode mode, int threads) =>
+        ChildProcess.Run("memory", "--workload", workload, "--mode", mode.ToString(), "--threads", threads.ToString(System.Globalization.CultureInfo.InvariantCulture));
 }

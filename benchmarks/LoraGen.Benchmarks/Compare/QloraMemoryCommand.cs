@@ -35,7 +35,8 @@ public static class QloraMemoryCommand
             return Measure(Workloads.Workloads.Named(args.Text("workload", "mlp")), mode, steps, threads);
         foreach (var workload in args.Text("workloads", "mlp,bert").Split(','))
             foreach (var each in args.Text("modes", string.Join(',', AllModes)).Split(','))
-                foreach (var line in Child(workload, each, steps, threads))
+                foreach (var line in ChildProcess.Run("qlora-memory", "--workload", workload, "--mode", each,
+                             "--steps", steps.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture)))
                     Console.WriteLine(line);
         return 0;
     }
@@ -95,21 +96,5 @@ public static class QloraMemoryCommand
         long quantized = session.Model.modules().OfType<QuantizedLinear>()
             .Sum(q => q.buffers().Sum(b => b.numel() * b.element_size()));
         return frozenParameters + quantized;
-    }
-
-    private static IReadOnlyList<string> Child(string workload, string mode, int steps, int threads)
-    {
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
-            start.ArgumentList.Add(typeof(QloraMemoryCommand).Assembly.Location);
-        foreach (var arg in new[] { "qlora-memory", "--workload", workload, "--mode", mode,
-                     "--steps", steps.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture) })
-            start.ArgumentList.Add(arg);
-        using var child = Process.Start(start)!;
-        var output = child.StandardOutput.ReadToEnd();
-        child.WaitForExit();
-        if (child.ExitCode != 0)
-            throw new InvalidOperationException($"qlora-memory {workload} {mode} exited with {child.ExitCode}");
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
 }

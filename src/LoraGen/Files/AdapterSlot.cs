@@ -63,10 +63,13 @@ internal static class TensorLoader
     /// dtype (any float into a float, otherwise the same type), reads and converts every tensor once without
     /// keeping it, and only then copies them in, one at a time, under no_grad. <paramref name="extraMismatches"/> adds problems found elsewhere
     /// (e.g. a scaling that differs), reported in the same error.
+    /// Where a value goes is the target itself, or what <paramref name="destination"/> makes of it: for a model built
+    /// on the meta device, the CPU tensor that takes its place (<see cref="MetaTensors.Destination"/>), made just before
+    /// its copy.
     /// </summary>
     /// <exception cref="LoraFileException">Keys are missing, unexpected or mismatched; nothing was changed.</exception>
     public static void CheckAndCopy(IReadOnlyList<(string Key, Tensor Target)> targets, ITensorSource file,
-        string what, IEnumerable<string> extraMismatches, string advice)
+        string what, IEnumerable<string> extraMismatches, string advice, Func<Tensor, Tensor>? destination = null)
     {
         var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (key, target) in targets)
@@ -95,11 +98,12 @@ internal static class TensorLoader
             {
                 var info = file.Find(key)!;
                 using var raw = TensorBytes.Read(file, info);
-                using var value = raw.to(target.dtype, target.device);
+                var into = copy && destination is not null ? destination(target) : target;
+                using var value = raw.to(into.dtype, into.is_meta ? CPU : into.device);
                 if (copy)
                 {
                     using (no_grad())
-                        target.copy_(value);
+                        into.copy_(value);
                 }
             }
         }

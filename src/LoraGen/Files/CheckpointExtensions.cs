@@ -43,7 +43,9 @@ public static class CheckpointExtensions
     internal static void LoadCheckpoint(nn.Module model, SafetensorsReader file, string what)
     {
         var targets = model.state_dict().Select(entry => (entry.Key, entry.Value)).ToList();
-        TensorLoader.CheckAndCopy(targets, file, $"Checkpoint '{what}'", [], LoraGenAdvice);
+        var meta = MetaTensors.Of(model);
+        TensorLoader.CheckAndCopy(targets, file, $"Checkpoint '{what}'", meta.LeftEmpty(targets.Select(t => t.Value), []), LoraGenAdvice,
+            meta.DestinationOrNull);
         foreach (var (_, layer) in LoraTree.Layers(model))
             layer.BaseWeightChanged();
     }
@@ -77,14 +79,15 @@ public static class CheckpointExtensions
         RefuseQuantized(model, "load base weights into",
             "load with PretrainedLoadOptions { Quantize = ... }, which rebuilds the quantized layers from the file's float weights");
         var targets = BaseWeights(model);
+        var meta = MetaTensors.Of(model);
         using var files = PretrainedFiles.Open(path, options.Map);
         var modelKeys = targets.Select(target => target.Key).ToHashSet(StringComparer.Ordinal);
         files.Remove(files.Tensors.Where(t => !modelKeys.Contains(t.Name) && PretrainedLoadOptions.Matches(options.AllowUnexpected, t.Name))
             .Select(t => t.Name));
         targets.RemoveAll(target => files.Find(target.Key) is null && PretrainedLoadOptions.Matches(options.AllowMissing, target.Key));
-        TensorLoader.CheckAndCopy(targets, files, $"Checkpoint '{files.Source}'", [],
+        TensorLoader.CheckAndCopy(targets, files, $"Checkpoint '{files.Source}'", meta.LeftEmpty(targets.Select(t => t.Value), []),
             "Map the file's keys to the model's paths with PretrainedLoadOptions (RemovePrefix, AddPrefix, Rename), and " +
-            "list what may be left over or missing in AllowUnexpected / AllowMissing.");
+            "list what may be left over or missing in AllowUnexpected / AllowMissing.", meta.DestinationOrNull);
         foreach (var (_, layer) in LoraTree.Layers(model))
             layer.BaseWeightChanged();
     }
@@ -151,6 +154,7 @@ public static class CheckpointExtensions
         var candidates = LoraTree.Edges(model)
             .Where(edge => edge.Module is TorchSharp.Modules.Linear or QuantizedLinear && !KeptInFloat(options.KeepInFloat, edge.Path))
             .ToList();
+        var meta = MetaTensors.Of(model);
         using var files = PretrainedFiles.Open(path, options.Map);
         var problems = new List<string>();
         var planned = new List<(LoraTree.Edge Edge, ModuleSlot Slot, SafetensorsTensorInfo? Weight, SafetensorsTensorInfo? Bias)>();
@@ -167,16 +171,19 @@ public static class CheckpointExtensions
             var bias = files.Find(biasKey);
             hidden.Add(weightKey);
             hidden.Add(biasKey);
+            bool empty = edge.Module is TorchSharp.Modules.Linear { weight.is_meta: true };
             if (weight is null)
             {
-                if (!PretrainedLoadOptions.Matches(options.AllowMissing, weightKey))
+                if (empty)
+                    problems.Add($"{weightKey}: not in the file, and the model was built without weights (EmptyWeights): nothing to quantize");
+                else if (!PretrainedLoadOptions.Matches(options.AllowMissing, weightKey))
                     problems.Add($"{weightKey}: not in the file (it is a Linear the load would quantize)");
             }
             else if (!weight.Shape.SequenceEqual([outFeatures, inFeatures]))
                 problems.Add($"{weightKey}: {weight.DType} {weight.ShapeText} in the file, [{outFeatures}, {inFeatures}] in the model");
             else if (!weight.DType.IsFloatingPoint())
                 problems.Add($"{weightKey}: {weight.DType} in the file is not a float weight to quantize");
-            if (hasBias && bias is null && weight is not null && !PretrainedLoadOptions.Matches(options.AllowMissing, biasKey))
+            if (hasBias && bias is null && weight is not null && (empty || !PretrainedLoadOptions.Matches(options.AllowMissing, biasKey)))
                 problems.Add($"{biasKey}: not in the file");
             else if (!hasBias && bias is not null && !PretrainedLoadOptions.Matches(options.AllowUnexpected, biasKey))
                 problems.Add($"{biasKey}: in the file, but the model's layer has no bias");
@@ -197,9 +204,10 @@ public static class CheckpointExtensions
         files.Remove(files.Tensors.Where(t => !hidden.Contains(t.Name) && !modelKeys.Contains(t.Name) && PretrainedLoadOptions.Matches(options.AllowUnexpected, t.Name))
             .Select(t => t.Name));
         targets.RemoveAll(target => files.Find(target.Key) is null && PretrainedLoadOptions.Matches(options.AllowMissing, target.Key));
+        problems.AddRange(meta.LeftEmpty(targets.Select(t => t.Value), [.. candidates.Select(edge => edge.Path)]));
         TensorLoader.CheckAndCopy(targets, new HiddenKeys(files, hidden), $"Checkpoint '{files.Source}'", problems,
             "Map the file's keys to the model's paths with PretrainedLoadOptions (RemovePrefix, AddPrefix, Rename), list what may " +
-            "be left over or missing in AllowUnexpected / AllowMissing, and Linears to keep in float in KeepInFloat.");
+            "be left over or missing in AllowUnexpected / AllowMissing, and Linears to keep in float in KeepInFloat.", meta.DestinationOrNull);
 
         foreach (var (edge, slot, weightInfo, biasInfo) in planned)
         {
@@ -219,7 +227,7 @@ public static class CheckpointExtensions
                 quantized = QuantizedLinear.FromWeight(weight, bias ?? ownBias, kind);
             }
             var device = edge.Module is TorchSharp.Modules.Linear linear ? linear.weight!.device : ((QuantizedLinear)edge.Module).Device;
-            if (device.type != DeviceType.CPU)
+            if (device.type is not (DeviceType.CPU or DeviceType.META))
                 quantized.to(device);
             slot.Put(quantized);
             edge.Module.Dispose();

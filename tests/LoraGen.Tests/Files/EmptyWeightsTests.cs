@@ -1,0 +1,183 @@
+using LoraGen.Files;
+using LoraGen.Tests.Support;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraGen.Tests.Files;
+
+/// <summary>EmptyWeights switches TorchSharp's process-wide default device to meta while a model is built: a tensor another
+/// test created meanwhile would land there, so these tests run alone, after the parallel ones.</summary>
+[CollectionDefinition(nameof(DefaultDeviceCollection), DisableParallelization = true)]
+public sealed class DefaultDeviceCollection;
+
+/// <summary>
+/// <see cref="EmptyWeights"/>: a model built on the meta device holds no data, and LoadPretrained (float or straight into
+/// 4-bit) and LoadCheckpoint give it the file's values in CPU memory, the same bits as a load into a model built as usual.
+/// </summary>
+[Collection(nameof(DefaultDeviceCollection))]
+public sealed class EmptyWeightsTests
+{
+    /// <summary>Embedding, LayerNorm, Linears in a Sequential and in fields, and optionally a buffer the constructor computes.</summary>
+    private sealed class Encoder : nn.Module<Tensor, Tensor>
+    {
+#pragma warning disable IDE0044 // the loader replaces these (registry and fields)
+        private nn.Module<Tensor, Tensor> embed = nn.Embedding(50, 32);
+        private nn.Module<Tensor, Tensor> norm = nn.LayerNorm(32);
+        private nn.Module<Tensor, Tensor> mlp = nn.Sequential(("up", nn.Linear(32, 64)), ("act", nn.GELU()), ("down", nn.Linear(64, 32)));
+        private nn.Module<Tensor, Tensor> head = nn.Linear(32, 4);
+        private Tensor? positions;
+#pragma warning restore IDE0044
+
+        public Encoder(bool computedBuffer = false) : base(nameof(Encoder))
+        {
+            if (computedBuffer)
+                positions = arange(8);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor ids)
+        {
+            var h = norm.call(embed.call(ids));
+            return head.call(h + mlp.call(h));
+        }
+    }
+
+    [Fact]
+    public void Create_builds_every_tensor_on_the_meta_device_and_restores_the_default()
+    {
+        using var model = EmptyWeights.Create(() => new Encoder());
+        Assert.All(model.parameters(), p => Assert.True(p.is_meta));
+        Assert.Equal(DeviceType.CPU, get_default_device().type);
+        Assert.Equal(DeviceType.CPU, zeros(1).device_type);
+    }
+
+    [Fact]
+    public void LoadPretrained_fills_an_empty_model_with_the_same_bits_as_a_built_one()
+    {
+        var dir = Saved(out var source);
+        try
+        {
+            using var empty = EmptyWeights.Create(() => new Encoder());
+            var pathsBefore = empty.named_parameters().Select(p => p.name).ToList();
+            empty.LoadPretrained(dir);
+
+            Assert.Equal(pathsBefore, empty.named_parameters().Select(p => p.name).ToList());
+            var expected = source.state_dict();
+            foreach (var (name, value) in empty.state_dict())
+            {
+                Assert.Equal(DeviceType.CPU, value.device_type);
+                Closeness.AssertBitIdentical(value, expected[name]);
+            }
+            Assert.All(empty.parameters(), p => Assert.True(p.requires_grad));
+            // The layers use what was loaded (their fields point at the new parameters), so the outputs agree.
+            var ids = tensor(new long[] { 1, 7, 3 });
+            Closeness.AssertBitIdentical(empty.call(ids), source.call(ids));
+            var head = empty.named_modules().Single(m => m.name == "head").module;
+            Assert.Same(empty.named_parameters().Single(p => p.name == "head.weight").parameter, ((Linear)head).weight);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void LoadPretrained_with_Quantize_builds_the_quantized_layers_from_the_file_alone()
+    {
+        var dir = Saved(out var source);
+        try
+        {
+            using var empty = EmptyWeights.Create(() => new Encoder());
+            empty.LoadPretrained(dir, new PretrainedLoadOptions { Quantize = QuantizationKind.Nf4, KeepInFloat = ["head"] });
+
+            foreach (var path in new[] { "mlp.up", "mlp.down" })
+            {
+                var quantized = Assert.IsType<QuantizedLinear>(empty.named_modules().Single(m => m.name == path).module);
+                using var expected = QuantizedLinear.FromLinear((Linear)source.named_modules().Single(m => m.name == path).module, QuantizationKind.Nf4);
+                var expectedBuffers = expected.named_buffers().ToDictionary(e => e.name, e => e.buffer);
+                foreach (var (name, buffer) in quantized.named_buffers())
+                    Closeness.AssertBitIdentical(buffer, expectedBuffers[name]);
+            }
+            var expectedState = source.state_dict();
+            foreach (var key in new[] { "embed.weight", "norm.weight", "norm.bias", "head.weight", "head.bias" })
+                Closeness.AssertBitIdentical(empty.state_dict()[key], expectedState[key]);
+            Assert.DoesNotContain(empty.state_dict().Values, value => value.is_meta);
+            // QLoRA over it trains.
+            empty.ApplyLora(new AdapterConfig { Rank = 2, TargetModules = ["up", "down"] });
+            empty.call(tensor(new long[] { 2, 4 })).square().sum().backward();
+            Assert.All(empty.LoraParameters(), p => Assert.NotNull(p.grad));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void A_tensor_the_file_cannot_fill_is_named_and_nothing_is_loaded()
+    {
+        var dir = Saved(out _);
+        try
+        {
+            // A computed buffer is not in the file (and may not be allowed missing: it has no value on the meta device);
+            // a parameter the file lacks (renamed away here) and that is allowed missing has no value either.
+            using var computed = EmptyWeights.Create(() => new Encoder(computedBuffer: true));
+            var error = Assert.Throws<LoraFileException>(() => computed.LoadPretrained(dir, new PretrainedLoadOptions
+            {
+                Rename = key => key == "norm.bias" ? "old.norm.bias" : key,
+                AllowUnexpected = ["old.norm.bias"],
+                AllowMissing = ["norm.bias", "positions"],
+            }));
+            Assert.Contains("positions, norm.bias: built without weights (EmptyWeights, on the meta device) and this load gives them no value",
+                error.Message, StringComparison.Ordinal);
+            Assert.All(computed.parameters(), p => Assert.True(p.is_meta));   // nothing was loaded
+
+            using var plain = EmptyWeights.Create(() => new Encoder());
+            var quantizeError = Assert.Throws<LoraFileException>(() => plain.LoadPretrained(dir, new PretrainedLoadOptions
+            {
+                Quantize = QuantizationKind.Nf4,
+                Rename = key => key == "mlp.up.weight" ? "old.up.weight" : key,
+                AllowUnexpected = ["old.up.weight"],
+                AllowMissing = ["mlp.up.weight"],
+            }));
+            Assert.Contains("mlp.up.weight: not in the file, and the model was built without weights (EmptyWeights)", quantizeError.Message, StringComparison.Ordinal);
+            Assert.All(plain.parameters(), p => Assert.True(p.is_meta));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void LoadCheckpoint_fills_an_empty_model()
+    {
+        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
+        try
+        {
+            manual_seed(4);
+            using var source = new Encoder();
+            var file = Path.Combine(dir, "state.safetensors");
+            source.SaveCheckpoint(file);
+            using var empty = EmptyWeights.Create(() => new Encoder());
+            empty.LoadCheckpoint(file);
+            var expected = source.state_dict();
+            foreach (var (name, value) in empty.state_dict())
+                Closeness.AssertBitIdentical(value, expected[name]);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static string Saved(out Encoder source)
+    {
+        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
+        manual_seed(4);
+        source = new Encoder();
+        source.SavePretrained(dir);
+        return dir;
+    }
+}
