@@ -16,7 +16,9 @@ public sealed class LoraReport
     /// <summary>Parameters that will receive gradients: the adapters and the <c>Trainable</c> fields.</summary>
     public long TrainableParameters { get; }
 
-    /// <summary>Every parameter of the model, adapters included (as PEFT counts them).</summary>
+    /// <summary>Every parameter of the model, adapters included (as PEFT counts them). A <see cref="QuantizedLinear"/>
+    /// counts as the Linear it stands for (in · out weights and its bias), as PEFT counts a 4-bit weight by its
+    /// elements, not its packed bytes: the same total as over a float base.</summary>
     public long AllParameters { get; }
 
     /// <summary>100 · trainable / all.</summary>
@@ -36,6 +38,9 @@ public sealed class LoraReport
             if (parameter.requires_grad)
                 trainable += parameter.numel();
         }
+        // A quantized layer's codes are buffers, not parameters: count the weights they stand for.
+        foreach (var quantized in model.modules().OfType<QuantizedLinear>())
+            all += quantized.InFeatures * quantized.OutFeatures + (quantized.Bias?.numel() ?? 0);
         var layers = model.LoraLayers()
             .Select(entry => new LoraLayerReport(entry.Path, entry.Layer.Shape, entry.Layer.Rank, entry.Layer.Scaling))
             .ToList();

@@ -228,7 +228,13 @@ public sealed class QloraWiringTests
     {
         using var scope = NewDisposeScope();
         var model = new Mlp(2);
-        model.ApplyLora(new AdapterConfig { Rank = 4, TargetModules = ["fc1"] }, Quantized(QuantizationKind.Nf4DoubleQuantized, frozen: true));
+        var report = model.ApplyLora(new AdapterConfig { Rank = 4, TargetModules = ["fc1"] }, Quantized(QuantizationKind.Nf4DoubleQuantized, frozen: true));
+        // PEFT's count: a quantized weight counts as the weights it stands for. fc1 64→128, fc2 128→128, head 128→8, with
+        // biases; the adapter on fc1 is 4·(64 + 128).
+        const long weights = 64 * 128 + 128 + 128 * 128 + 128 + 128 * 8 + 8, adapter = 4 * (64 + 128);
+        Assert.Equal(adapter, report.TrainableParameters);
+        Assert.Equal(weights + adapter, report.AllParameters);
+        Assert.Equal(new Mlp(2).ApplyLora(new AdapterConfig { Rank = 4, TargetModules = ["fc1"] }).ToString(), report.ToString());
         Assert.IsType<QuantizedLinear>(Module<nn.Module>(model, "fc2"));
         Assert.IsType<QuantizedLinear>(Module<nn.Module>(model, "head"));
         Assert.Contains("head.codes", model.state_dict().Keys);
