@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraGen;
@@ -49,6 +51,33 @@ internal static class DynamicMap
         using var bounds = tensor(Midpoints, device: flat.device);
         var codes = bucketize(scaled, bounds, outInt32: true).view(-1).narrow(0, 0, n).to(ScalarType.Byte);
         return (codes.MoveToOuterDisposeScope(), absmax.MoveToOuterDisposeScope());
+    }
+
+    /// <summary><c>dequantize_blockwise(codes, absmax) + offset</c> (NF4's double-quantized absmax): on the CPU a
+    /// plain loop, <c>code[q] · absmax[block]</c> then <c>+ offset</c>, each rounded to float32 as libtorch's
+    /// <c>mul_</c> and <c>add_</c> do, so the bits are those of <see cref="Dequantize"/> followed by <c>add_</c>
+    /// (tested); elsewhere those operations. A new float32 tensor.</summary>
+    public static Tensor DequantizeWithOffset(Tensor codes, Tensor absmax, Tensor offset, int blockSize)
+    {
+        if (codes.device_type != DeviceType.CPU)
+        {
+            using var scope = NewDisposeScope();
+            return Dequantize(codes, absmax, blockSize).add_(offset).MoveToOuterDisposeScope();
+        }
+        using var q = codes.contiguous();
+        using var a = absmax.contiguous();
+        var result = empty(q.shape[0], ScalarType.Float32, device: CPU);
+        var table = Values;
+        var codeBytes = q.bytes;
+        var scales = MemoryMarshal.Cast<byte, float>(a.bytes);
+        var output = MemoryMarshal.Cast<byte, float>(result.bytes);
+        float shift = offset.item<float>();
+        for (var i = 0; i < codeBytes.Length; i++)
+        {
+            float value = table[codeBytes[i]] * scales[i / blockSize];
+            output[i] = value + shift;
+        }
+        return result;
     }
 
     /// <summary><c>dequantize_blockwise</c>: <c>code[q] * absmax[block]</c> in float32.</summary>

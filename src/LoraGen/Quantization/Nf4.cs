@@ -54,6 +54,12 @@ public static class Nf4
     private static readonly float[] pairTable = Enumerable.Range(0, 256)
         .SelectMany(b => new[] { code[b >> 4], code[b & 0xF] }).ToArray();
 
+    /// <summary>The two values each packed byte decodes to, as one 64-bit word (high nibble's value in the low half,
+    /// the first in memory): one load per byte in the CPU kernel.</summary>
+    internal static ulong[] PairWords { get; } = Enumerable.Range(0, 256)
+        .Select(b => (ulong)BitConverter.SingleToUInt32Bits(code[b >> 4]) | (ulong)BitConverter.SingleToUInt32Bits(code[b & 0xF]) << 32)
+        .ToArray();
+
     /// <summary>Packs <paramref name="weight"/> (any shape, any float type) into NF4: (packed codes, uint8 [ceil(n/2)];
     /// absmax, float32 [ceil(n/64)]). The last block may be short; its absmax covers only its own values.</summary>
     internal static (Tensor Packed, Tensor Absmax) Quantize(Tensor weight, bool tensorOps = false)

@@ -137,9 +137,7 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
         using var _ = no_grad();
         if (Kind != QuantizationKind.Nf4DoubleQuantized)
             return absmax.clone();
-        using var scope = NewDisposeScope();
-        var values = DynamicMap.Dequantize(absmax, absmax_scale!, Nf4.DoubleQuantizationBlockSize).add_(absmax_offset!);
-        return values.MoveToOuterDisposeScope();
+        return DynamicMap.DequantizeWithOffset(absmax, absmax_scale!, absmax_offset!, Nf4.DoubleQuantizationBlockSize);
     }
 
     /// <summary>The float32 weight [out, in] the codes stand for (a new tensor, not tracked by autograd). What

@@ -133,6 +133,13 @@ public sealed class QuantizationTests
         using var fast = Nf4.Dequantize(packed, absmax, values.Length);
         using var ops = Nf4.Dequantize(packed, absmax, values.Length, tensorOps: true);
         AssertBitwise(ops.data<float>().ToArray(), fast);
+        // The double-quantized absmax: the CPU loop against dequantize_blockwise + offset as libtorch operations.
+        using var centered = randn(1000).abs_() - 0.4f;
+        var (codes, scale) = DynamicMap.Quantize(centered, Nf4.DoubleQuantizationBlockSize);
+        using var offset = tensor(0.37f);
+        using var loop = DynamicMap.DequantizeWithOffset(codes, scale, offset, Nf4.DoubleQuantizationBlockSize);
+        using var withOps = DynamicMap.Dequantize(codes, scale, Nf4.DoubleQuantizationBlockSize).add_(offset);
+        AssertBitwise(withOps.data<float>().ToArray(), loop);
         foreach (var t in new[] { packed, absmax, packedOps, absmaxOps })
             t.Dispose();
     }
