@@ -43,9 +43,8 @@ public static class CheckpointExtensions
     internal static void LoadCheckpoint(nn.Module model, SafetensorsReader file, string what)
     {
         var targets = model.state_dict().Select(entry => (entry.Key, entry.Value)).ToList();
-        var meta = MetaTensors.Of(model);
-        TensorLoader.CheckAndCopy(targets, file, $"Checkpoint '{what}'", meta.LeftEmpty(targets.Select(t => t.Value), []), LoraGenAdvice,
-            meta.DestinationOrNull);
+        var meta = MetaTensors.Of(model, targets.Select(t => t.Value));
+        TensorLoader.CheckAndCopy(targets, file, $"Checkpoint '{what}'", meta.LeftEmpty([]), LoraGenAdvice, meta.DestinationOrNull);
         foreach (var (_, layer) in LoraTree.Layers(model))
             layer.BaseWeightChanged();
     }
@@ -79,13 +78,13 @@ public static class CheckpointExtensions
         RefuseQuantized(model, "load base weights into",
             "load with PretrainedLoadOptions { Quantize = ... }, which rebuilds the quantized layers from the file's float weights");
         var targets = BaseWeights(model);
-        var meta = MetaTensors.Of(model);
         using var files = PretrainedFiles.Open(path, options.Map);
         var modelKeys = targets.Select(target => target.Key).ToHashSet(StringComparer.Ordinal);
         files.Remove(files.Tensors.Where(t => !modelKeys.Contains(t.Name) && PretrainedLoadOptions.Matches(options.AllowUnexpected, t.Name))
             .Select(t => t.Name));
         targets.RemoveAll(target => files.Find(target.Key) is null && PretrainedLoadOptions.Matches(options.AllowMissing, target.Key));
-        TensorLoader.CheckAndCopy(targets, files, $"Checkpoint '{files.Source}'", meta.LeftEmpty(targets.Select(t => t.Value), []),
+        var meta = MetaTensors.Of(model, targets.Select(t => t.Value));
+        TensorLoader.CheckAndCopy(targets, files, $"Checkpoint '{files.Source}'", meta.LeftEmpty([]),
             "Map the file's keys to the model's paths with PretrainedLoadOptions (RemovePrefix, AddPrefix, Rename), and " +
             "list what may be left over or missing in AllowUnexpected / AllowMissing.", meta.DestinationOrNull);
         foreach (var (_, layer) in LoraTree.Layers(model))
@@ -154,7 +153,6 @@ public static class CheckpointExtensions
         var candidates = LoraTree.Edges(model)
             .Where(edge => edge.Module is TorchSharp.Modules.Linear or QuantizedLinear && !KeptInFloat(options.KeepInFloat, edge.Path))
             .ToList();
-        var meta = MetaTensors.Of(model);
         using var files = PretrainedFiles.Open(path, options.Map);
         var problems = new List<string>();
         var planned = new List<(LoraTree.Edge Edge, ModuleSlot Slot, SafetensorsTensorInfo? Weight, SafetensorsTensorInfo? Bias)>();
@@ -204,7 +202,8 @@ public static class CheckpointExtensions
         files.Remove(files.Tensors.Where(t => !hidden.Contains(t.Name) && !modelKeys.Contains(t.Name) && PretrainedLoadOptions.Matches(options.AllowUnexpected, t.Name))
             .Select(t => t.Name));
         targets.RemoveAll(target => files.Find(target.Key) is null && PretrainedLoadOptions.Matches(options.AllowMissing, target.Key));
-        problems.AddRange(meta.LeftEmpty(targets.Select(t => t.Value), [.. candidates.Select(edge => edge.Path)]));
+        var meta = MetaTensors.Of(model, targets.Select(t => t.Value));
+        problems.AddRange(meta.LeftEmpty([.. candidates.Select(edge => edge.Path)]));
         TensorLoader.CheckAndCopy(targets, new HiddenKeys(files, hidden), $"Checkpoint '{files.Source}'", problems,
             "Map the file's keys to the model's paths with PretrainedLoadOptions (RemovePrefix, AddPrefix, Rename), list what may " +
             "be left over or missing in AllowUnexpected / AllowMissing, and Linears to keep in float in KeepInFloat.", meta.DestinationOrNull);

@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Runtime.InteropServices;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -16,7 +17,13 @@ internal sealed class MetaTensors
     private static readonly FieldInfo Buffers = typeof(nn.Module).GetField("_internal_buffers", BindingFlags.Instance | BindingFlags.NonPublic)
         ?? throw new MissingFieldException("TorchSharp's Module._internal_buffers is gone; loading into a meta-device model needs it.");
 
-    private readonly Dictionary<Tensor, (nn.Module Owner, string Name, string Path, bool IsParameter)> owners = new(ReferenceEqualityComparer.Instance);
+    // Every module slot holding each meta tensor (a tied weight, e.g. an LM head sharing the embedding, has several),
+    // and the CPU tensors already put in place of one, by the tensor's identity (see Identity).
+    private readonly Dictionary<IntPtr, List<(nn.Module Owner, string Name, string Path, bool IsParameter)>> owners = [];
+    private readonly Dictionary<IntPtr, Tensor> replaced = [];
+    // The identity of each tensor the load will copy into, taken while every wrapper is alive: installing a replacement
+    // through a layer's setter may dispose the old wrapper another key still refers to.
+    private readonly Dictionary<Tensor, IntPtr> loaded = new(ReferenceEqualityComparer.Instance);
 
     private MetaTensors()
     {
@@ -27,31 +34,50 @@ internal sealed class MetaTensors
     /// <summary>For <see cref="TensorLoader.CheckAndCopy"/>: null when the model has no meta tensor.</summary>
     public Func<Tensor, Tensor>? DestinationOrNull => IsEmpty ? null : Destination;
 
-    public static MetaTensors Of(nn.Module model)
+    /// <summary>The meta tensors of <paramref name="model"/>, and which of them <paramref name="loading"/> (the tensors
+    /// the load will copy into) gives a value.</summary>
+    public static MetaTensors Of(nn.Module model, IEnumerable<Tensor> loading)
     {
         var found = new MetaTensors();
+        foreach (var tensor in loading)
+            if (tensor.is_meta)
+                found.loaded.TryAdd(tensor, Identity(tensor));
         // named_modules leaves out the model itself, which may own tensors too.
         foreach (var (path, module) in model.named_modules().Prepend(("", model)))
         {
             string prefix = path.Length == 0 ? "" : path + ".";
             foreach (var (name, parameter) in module.named_parameters(recurse: false))
                 if (parameter.is_meta)
-                    found.owners.TryAdd(parameter, (module, name, prefix + name, true));
+                    found.Add(parameter, (module, name, prefix + name, true));
             foreach (var (name, buffer) in module.named_buffers(recurse: false))
                 if (buffer.is_meta)
-                    found.owners.TryAdd(buffer, (module, name, prefix + name, false));
+                    found.Add(buffer, (module, name, prefix + name, false));
         }
         return found;
     }
 
-    /// <summary>The meta tensors that are not among <paramref name="loaded"/> and not under one of
-    /// <paramref name="replacedModules"/> (module paths), as one problem line (none if there are none): what a load
-    /// would leave without a value.</summary>
-    public List<string> LeftEmpty(IEnumerable<Tensor> loaded, IReadOnlyList<string> replacedModules)
+    // Which tensor a wrapper stands for. TorchSharp hands out a new wrapper (and a new at::Tensor handle) for the same
+    // tensor from some getters (a native layer's weight), and has no is_same; an at::Tensor is one intrusive pointer to
+    // its TensorImpl, so the first word behind the handle is the tensor's identity. A meta tensor has no data pointer
+    // to compare instead.
+    private static IntPtr Identity(Tensor tensor) => Marshal.ReadIntPtr(tensor.Handle);
+
+    private void Add(Tensor tensor, (nn.Module Owner, string Name, string Path, bool IsParameter) slot)
     {
-        var filled = loaded.ToHashSet(ReferenceEqualityComparer.Instance);
+        var identity = Identity(tensor);
+        if (!owners.TryGetValue(identity, out var slots))
+            owners[identity] = slots = [];
+        if (!slots.Any(existing => ReferenceEquals(existing.Owner, slot.Owner) && existing.Name == slot.Name))
+            slots.Add(slot);
+    }
+
+    /// <summary>The meta tensors the load gives no value and that are not under one of <paramref name="replacedModules"/>
+    /// (module paths), as one problem line (none if there are none).</summary>
+    public List<string> LeftEmpty(IReadOnlyList<string> replacedModules)
+    {
+        var filled = loaded.Values.ToHashSet();
         var empty = owners.Where(entry => !filled.Contains(entry.Key))
-            .Select(entry => entry.Value.Path)
+            .Select(entry => entry.Value[0].Path)
             .Where(path => !replacedModules.Any(module => path.StartsWith(module + ".", StringComparison.Ordinal)))
             .ToList();
         return empty.Count == 0 ? [] :
@@ -63,20 +89,21 @@ internal sealed class MetaTensors
     }
 
     /// <summary>The tensor to copy a value into: <paramref name="tensor"/> itself, or for a meta tensor of the model a
-    /// new CPU tensor put in its place (once).</summary>
+    /// new CPU tensor put in its place in every slot that held it (made once: a tied weight's second key gets the same).</summary>
     public Tensor Destination(Tensor tensor)
     {
-        if (!tensor.is_meta || !owners.Remove(tensor, out var owner))
+        if (!loaded.TryGetValue(tensor, out var identity))
+            return tensor;
+        if (replaced.TryGetValue(identity, out var done))
+            return done;
+        if (!owners.Remove(identity, out var slots))
             return tensor;
         var memory = empty(tensor.shape, tensor.dtype, CPU).DetachFromDisposeScope();
-        if (owner.IsParameter)
-        {
-            var parameter = new Parameter(memory, ((Parameter)tensor).requires_grad);
-            Install(owner.Owner, owner.Name, tensor, parameter, isParameter: true);
-            return parameter;
-        }
-        Install(owner.Owner, owner.Name, tensor, memory, isParameter: false);
-        return memory;
+        Tensor replacement = slots[0].IsParameter ? new Parameter(memory, ((Parameter)tensor).requires_grad) : memory;
+        foreach (var slot in slots)
+            Install(slot.Owner, slot.Name, tensor, replacement, slot.IsParameter);
+        replaced[identity] = replacement;
+        return replacement;
     }
 
     // A layer's own setter where it has one (TorchSharp's native layers, e.g. Embedding, hand the tensor to libtorch
@@ -88,7 +115,6 @@ internal sealed class MetaTensors
             property.GetIndexParameters().Length == 0)
         {
             property.SetValue(module, replacement);
-            old.Dispose();
             return;
         }
         if (isParameter)
@@ -104,6 +130,5 @@ internal sealed class MetaTensors
                 if (field.FieldType.IsAssignableFrom(replacement.GetType()) && ReferenceEquals(field.GetValue(module), old))
                     field.SetValue(module, replacement);
         }
-        old.Dispose();
     }
 }

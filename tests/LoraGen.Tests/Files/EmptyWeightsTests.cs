@@ -150,6 +150,54 @@ public sealed class EmptyWeightsTests
         }
     }
 
+    /// <summary>An LM head tied to the embedding (one Parameter in two modules), as GPT-2 and tied Llamas have.</summary>
+    private sealed class TiedLm : nn.Module<Tensor, Tensor>
+    {
+        private readonly Embedding embed = nn.Embedding(40, 16);
+        private readonly Linear head = nn.Linear(16, 40, hasBias: false);
+
+        public TiedLm() : base(nameof(TiedLm))
+        {
+            head.weight = embed.weight!;
+            RegisterComponents();
+        }
+
+        public Parameter EmbedWeight => embed.weight!;
+
+        public Parameter HeadWeight => head.weight!;
+
+        public override Tensor forward(Tensor ids) => head.call(embed.call(ids));
+    }
+
+    [Fact]
+    public void A_tied_weight_gets_one_tensor_in_both_modules()
+    {
+        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
+        try
+        {
+            manual_seed(5);
+            using var source = new TiedLm();
+            source.SavePretrained(dir);
+            using var empty = EmptyWeights.Create(() => new TiedLm());
+
+            empty.LoadPretrained(dir, new PretrainedLoadOptions { AllowMissing = ["head.weight"] });
+
+            Assert.False(empty.EmbedWeight.is_meta);
+            Assert.False(empty.HeadWeight.is_meta);
+            Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight);
+            var ids = tensor(new long[] { 3, 9 });
+            Closeness.AssertBitIdentical(empty.call(ids), source.call(ids));
+            // Still one tensor: a change through the head shows in the embedding.
+            using (no_grad())
+                empty.HeadWeight.add_(1);
+            Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight + 1);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void LoadCheckpoint_fills_an_empty_model()
     {
