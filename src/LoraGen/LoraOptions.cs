@@ -52,7 +52,8 @@ public sealed record LoraOptions
     /// its parameters become buffers <c>base_layer.codes</c>, <c>base_layer.absmax</c>, …) under the
     /// <see cref="LoraLinear"/>. A layer that already is a QuantizedLinear is wrapped as it is. Embedding and
     /// convolution targets stay float. <see cref="QuantizationKind.None"/> (the default): float bases, unless a
-    /// <c>[LoraTarget(Quantize = ...)]</c> attribute asks for a quantized one (a kind set here overrides the attributes'). DoRA and
+    /// <c>[LoraTarget(Quantize = ...)]</c> attribute asks for a quantized one (a kind set here overrides the attributes';
+    /// there is no run-time switch back to float for those: drop the attribute's Quantize). DoRA and
     /// PiSSA/OLoRA are refused with it. See docs/qlora.md.
     /// </summary>
     public QuantizationKind Quantize { get; init; }

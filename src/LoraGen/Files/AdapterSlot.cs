@@ -63,13 +63,12 @@ internal static class TensorLoader
     /// dtype (any float into a float, otherwise the same type), reads and converts every tensor once without
     /// keeping it, and only then copies them in, one at a time, under no_grad. <paramref name="extraMismatches"/> adds problems found elsewhere
     /// (e.g. a scaling that differs), reported in the same error.
-    /// Where a value goes is the target itself, or what <paramref name="destination"/> makes of it: for a model built
-    /// on the meta device, the CPU tensor that takes its place (<see cref="MetaTensors.Destination"/>), made just before
-    /// its copy.
+    /// In a model built on the meta device (<paramref name="meta"/>), a meta target's value goes into a new CPU tensor
+    /// that takes the meta tensor's place once the copy is done (<see cref="MetaTensors.Destination"/>).
     /// </summary>
     /// <exception cref="LoraFileException">Keys are missing, unexpected or mismatched; nothing was changed.</exception>
     public static void CheckAndCopy(IReadOnlyList<(string Key, Tensor Target)> targets, ITensorSource file,
-        string what, IEnumerable<string> extraMismatches, string advice, Func<Tensor, Tensor>? destination = null)
+        string what, IEnumerable<string> extraMismatches, string advice, MetaTensors? meta = null)
     {
         var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (key, target) in targets)
@@ -98,12 +97,13 @@ internal static class TensorLoader
             {
                 var info = file.Find(key)!;
                 using var raw = TensorBytes.Read(file, info);
-                var into = copy && destination is not null ? destination(target) : target;
+                var into = copy && meta is not null ? meta.Destination(target) : target;
                 using var value = raw.to(into.dtype, into.is_meta ? CPU : into.device);
                 if (copy)
                 {
                     using (no_grad())
                         into.copy_(value);
+                    meta?.Copied(target);
                 }
             }
         }

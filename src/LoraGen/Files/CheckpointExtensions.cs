@@ -44,7 +44,7 @@ public static class CheckpointExtensions
     {
         var targets = model.state_dict().Select(entry => (entry.Key, entry.Value)).ToList();
         var meta = MetaTensors.Of(model, targets.Select(t => t.Value));
-        TensorLoader.CheckAndCopy(targets, file, $"Checkpoint '{what}'", meta.LeftEmpty([]), LoraGenAdvice, meta.DestinationOrNull);
+        TensorLoader.CheckAndCopy(targets, file, $"Checkpoint '{what}'", meta.LeftEmpty([]), LoraGenAdvice, meta);
         foreach (var (_, layer) in LoraTree.Layers(model))
             layer.BaseWeightChanged();
     }
@@ -69,6 +69,8 @@ public static class CheckpointExtensions
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(path);
         options ??= PretrainedLoadOptions.Default;
+        if (!Enum.IsDefined(options.Quantize))
+            throw new ArgumentOutOfRangeException(nameof(options), options.Quantize, "PretrainedLoadOptions.Quantize is not a QuantizationKind.");
         LoraTree.RefuseMerged(model, "load base weights into");
         if (options.Quantize != QuantizationKind.None)
         {
@@ -86,7 +88,7 @@ public static class CheckpointExtensions
         var meta = MetaTensors.Of(model, targets.Select(t => t.Value));
         TensorLoader.CheckAndCopy(targets, files, $"Checkpoint '{files.Source}'", meta.LeftEmpty([]),
             "Map the file's keys to the model's paths with PretrainedLoadOptions (RemovePrefix, AddPrefix, Rename), and " +
-            "list what may be left over or missing in AllowUnexpected / AllowMissing.", meta.DestinationOrNull);
+            "list what may be left over or missing in AllowUnexpected / AllowMissing.", meta);
         foreach (var (_, layer) in LoraTree.Layers(model))
             layer.BaseWeightChanged();
     }
@@ -157,6 +159,7 @@ public static class CheckpointExtensions
         var problems = new List<string>();
         var planned = new List<(LoraTree.Edge Edge, ModuleSlot Slot, SafetensorsTensorInfo? Weight, SafetensorsTensorInfo? Bias)>();
         var hidden = new HashSet<string>(StringComparer.Ordinal);
+        var emptyWithoutWeight = new List<(TorchSharp.Modules.Linear Linear, string Key)>();
         foreach (var edge in candidates)
         {
             var (outFeatures, inFeatures, hasBias) = edge.Module switch
@@ -172,10 +175,10 @@ public static class CheckpointExtensions
             bool empty = edge.Module is TorchSharp.Modules.Linear { weight.is_meta: true };
             if (weight is null)
             {
-                if (empty)
-                    problems.Add($"{weightKey}: not in the file, and the model was built without weights (EmptyWeights): nothing to quantize");
-                else if (!PretrainedLoadOptions.Matches(options.AllowMissing, weightKey))
+                if (!PretrainedLoadOptions.Matches(options.AllowMissing, weightKey))
                     problems.Add($"{weightKey}: not in the file (it is a Linear the load would quantize)");
+                else if (empty)
+                    emptyWithoutWeight.Add(((TorchSharp.Modules.Linear)edge.Module, weightKey));   // decided below
             }
             else if (!weight.Shape.SequenceEqual([outFeatures, inFeatures]))
                 problems.Add($"{weightKey}: {weight.DType} {weight.ShapeText} in the file, [{outFeatures}, {inFeatures}] in the model");
@@ -204,9 +207,14 @@ public static class CheckpointExtensions
         targets.RemoveAll(target => files.Find(target.Key) is null && PretrainedLoadOptions.Matches(options.AllowMissing, target.Key));
         var meta = MetaTensors.Of(model, targets.Select(t => t.Value));
         problems.AddRange(meta.LeftEmpty([.. candidates.Select(edge => edge.Path)]));
+        // A Linear built without weights and missing from the file can still be quantized from its own weight if that is
+        // tied to a tensor the load fills (an LM head sharing the embedding); otherwise there is nothing to quantize.
+        problems.AddRange(emptyWithoutWeight.Where(entry => !meta.Fills(entry.Linear.weight!)).Select(entry =>
+            $"{entry.Key}: not in the file, and the model was built without weights (EmptyWeights): nothing to quantize it from; " +
+            "put it in the checkpoint, or tie it to a weight the file holds"));
         TensorLoader.CheckAndCopy(targets, new HiddenKeys(files, hidden), $"Checkpoint '{files.Source}'", problems,
             "Map the file's keys to the model's paths with PretrainedLoadOptions (RemovePrefix, AddPrefix, Rename), list what may " +
-            "be left over or missing in AllowUnexpected / AllowMissing, and Linears to keep in float in KeepInFloat.", meta.DestinationOrNull);
+            "be left over or missing in AllowUnexpected / AllowMissing, and Linears to keep in float in KeepInFloat.", meta);
 
         foreach (var (edge, slot, weightInfo, biasInfo) in planned)
         {

@@ -19,7 +19,7 @@ internal sealed class MetaTensors
 
     // Every module slot holding each meta tensor (a tied weight, e.g. an LM head sharing the embedding, has several),
     // and the CPU tensors already put in place of one, by the tensor's identity (see Identity).
-    private readonly Dictionary<IntPtr, List<(nn.Module Owner, string Name, string Path, bool IsParameter)>> owners = [];
+    private readonly Dictionary<IntPtr, List<(nn.Module Owner, string Name, string Path, bool IsParameter, Tensor Meta)>> owners = [];
     private readonly Dictionary<IntPtr, Tensor> replaced = [];
     // The identity of each tensor the load will copy into, taken while every wrapper is alive: installing a replacement
     // through a layer's setter may dispose the old wrapper another key still refers to.
@@ -29,10 +29,6 @@ internal sealed class MetaTensors
     {
     }
 
-    public bool IsEmpty => owners.Count == 0;
-
-    /// <summary>For <see cref="TensorLoader.CheckAndCopy"/>: null when the model has no meta tensor.</summary>
-    public Func<Tensor, Tensor>? DestinationOrNull => IsEmpty ? null : Destination;
 
     /// <summary>The meta tensors of <paramref name="model"/>, and which of them <paramref name="loading"/> (the tensors
     /// the load will copy into) gives a value.</summary>
@@ -48,10 +44,10 @@ internal sealed class MetaTensors
             string prefix = path.Length == 0 ? "" : path + ".";
             foreach (var (name, parameter) in module.named_parameters(recurse: false))
                 if (parameter.is_meta)
-                    found.Add(parameter, (module, name, prefix + name, true));
+                    found.Add(parameter, (module, name, prefix + name, true, parameter));
             foreach (var (name, buffer) in module.named_buffers(recurse: false))
                 if (buffer.is_meta)
-                    found.Add(buffer, (module, name, prefix + name, false));
+                    found.Add(buffer, (module, name, prefix + name, false, buffer));
         }
         return found;
     }
@@ -62,7 +58,7 @@ internal sealed class MetaTensors
     // to compare instead.
     private static IntPtr Identity(Tensor tensor) => Marshal.ReadIntPtr(tensor.Handle);
 
-    private void Add(Tensor tensor, (nn.Module Owner, string Name, string Path, bool IsParameter) slot)
+    private void Add(Tensor tensor, (nn.Module Owner, string Name, string Path, bool IsParameter, Tensor Meta) slot)
     {
         var identity = Identity(tensor);
         if (!owners.TryGetValue(identity, out var slots))
@@ -71,13 +67,13 @@ internal sealed class MetaTensors
             slots.Add(slot);
     }
 
-    /// <summary>The meta tensors the load gives no value and that are not under one of <paramref name="replacedModules"/>
+    /// <summary>The meta tensors the load gives no value and that have a slot outside <paramref name="replacedModules"/>
     /// (module paths), as one problem line (none if there are none).</summary>
     public List<string> LeftEmpty(IReadOnlyList<string> replacedModules)
     {
         var filled = loaded.Values.ToHashSet();
         var empty = owners.Where(entry => !filled.Contains(entry.Key))
-            .Select(entry => entry.Value[0].Path)
+            .SelectMany(entry => entry.Value.Select(slot => slot.Path))
             .Where(path => !replacedModules.Any(module => path.StartsWith(module + ".", StringComparison.Ordinal)))
             .ToList();
         return empty.Count == 0 ? [] :
@@ -88,35 +84,47 @@ internal sealed class MetaTensors
         ];
     }
 
-    /// <summary>The tensor to copy a value into: <paramref name="tensor"/> itself, or for a meta tensor of the model a
-    /// new CPU tensor put in its place in every slot that held it (made once: a tied weight's second key gets the same).</summary>
-    public Tensor Destination(Tensor tensor)
+    /// <summary>Whether the load copies a value into <paramref name="tensor"/>'s storage through some key (a tied weight
+    /// through another module's).</summary>
+    public bool Fills(Tensor tensor) => tensor.is_meta && loaded.Values.Contains(Identity(tensor));
+
+    /// <summary>The tensor to copy <paramref name="target"/>'s value into: the target itself, or for a meta tensor a new
+    /// CPU tensor of its shape and dtype, made once (a tied weight's second key gets the same one). It takes the meta
+    /// tensor's place in the model only at <see cref="Copied"/>, so a load that fails before that leaves it meta.</summary>
+    public Tensor Destination(Tensor target)
     {
-        if (!loaded.TryGetValue(tensor, out var identity))
-            return tensor;
+        if (!loaded.TryGetValue(target, out var identity))
+            return target;
         if (replaced.TryGetValue(identity, out var done))
             return done;
-        if (!owners.Remove(identity, out var slots))
-            return tensor;
-        var memory = empty(tensor.shape, tensor.dtype, CPU).DetachFromDisposeScope();
-        Tensor replacement = slots[0].IsParameter ? new Parameter(memory, ((Parameter)tensor).requires_grad) : memory;
-        foreach (var slot in slots)
-            Install(slot.Owner, slot.Name, tensor, replacement, slot.IsParameter);
+        var memory = empty(target.shape, target.dtype, CPU).DetachFromDisposeScope();
+        Tensor replacement = target is Parameter parameter ? new Parameter(memory, parameter.requires_grad) : memory;
         replaced[identity] = replacement;
         return replacement;
     }
 
-    // A layer's own setter where it has one (TorchSharp's native layers, e.g. Embedding, hand the tensor to libtorch
-    // there); otherwise the registry entry in place (keeping the order) and every field that held the meta tensor.
+    /// <summary>After <paramref name="target"/>'s value was copied into its <see cref="Destination"/>: puts that tensor
+    /// in every slot that held the meta tensor (once).</summary>
+    public void Copied(Tensor target)
+    {
+        if (!loaded.TryGetValue(target, out var identity) || !owners.Remove(identity, out var slots))
+            return;
+        var replacement = replaced[identity];
+        foreach (var slot in slots)
+            Install(slot.Owner, slot.Name, slot.Meta, replacement, slot.IsParameter);
+    }
+
+    // The layer's own setter when TorchSharp declares it (its native layers, e.g. Embedding, hand the tensor to libtorch
+    // there) and the old wrapper is still alive (a managed layer's setter disposes the one it replaces, which a tied
+    // second layer still holds); then, in every case, the registry entry in place (keeping the order) and every field
+    // that held the meta tensor (a user module's own property is backed by one).
     private static void Install(nn.Module module, string name, Tensor old, Tensor replacement, bool isParameter)
     {
         var property = module.GetType().GetProperty(name, BindingFlags.Instance | BindingFlags.Public);
-        if (property is { CanWrite: true } && property.PropertyType.IsAssignableFrom(replacement.GetType()) &&
-            property.GetIndexParameters().Length == 0)
-        {
+        if (property is { CanWrite: true } && property.DeclaringType?.Assembly == typeof(nn.Module).Assembly &&
+            property.PropertyType.IsAssignableFrom(replacement.GetType()) && property.GetIndexParameters().Length == 0 &&
+            !old.IsInvalid)
             property.SetValue(module, replacement);
-            return;
-        }
         if (isParameter)
             ((TorchSharp.Utils.OrderedDict<string, Parameter>)Parameters.GetValue(module)!)[name] = (Parameter)replacement;
         else

@@ -128,7 +128,8 @@ internal sealed class AdapterPlan
             LoraModelExtensions.Freeze(model);
             var frozenKind = options.Quantize != QuantizationKind.None
                 ? options.Quantize
-                : Adapters.Select(adapter => adapter.Quantize).FirstOrDefault(kind => kind != QuantizationKind.None);
+                : Adapters.Where(adapter => adapter.Layer is Linear).Select(adapter => adapter.Quantize)
+                    .FirstOrDefault(kind => kind != QuantizationKind.None);
             if (frozenKind != QuantizationKind.None && options.QuantizeFrozenLinears)
                 QuantizeFrozenLinears(model, frozenKind, applied);
             applied.Commit();
@@ -180,6 +181,8 @@ internal sealed class AdapterPlan
             return new PlannedAdapter(slot, layer, config, QuantizationKind.None);
         }
         LoraTargetValidator.Validate(slot.Path, LoraLayer.ShapeOf(layer, slot.Path), config, options);
+        if (!Enum.IsDefined(quantize))
+            throw new LoraConfigurationException(slot.Path, $"Quantize = {(int)quantize} is not a QuantizationKind (None, Int8, Nf4, Nf4DoubleQuantized).");
         if (layer is QuantizedLinear || layer is Linear && quantize != QuantizationKind.None)
             LoraTargetValidator.ValidateOverQuantized(slot.Path, config);
         return new PlannedAdapter(slot, layer, config, quantize);

@@ -22,6 +22,8 @@ internal static class DequantizedProduct
     /// NF4 block boundary) is longer.</summary>
     internal const long SliceValues = 1 << 18;
 
+    // Grows to the largest slice seen on the thread and stays: 1 MiB, unless one row group is larger (NF4 needs
+    // 64 / gcd(in, 64) whole rows per slice: 64 rows of an odd in_features).
     [ThreadStatic]
     private static Tensor? scratch;
 
@@ -47,7 +49,8 @@ internal static class DequantizedProduct
         return y.view([.. x.shape[..^1], layer.OutFeatures]).MoveToOuterDisposeScope();
     }
 
-    /// <summary>grad [..., out] → grad·W [..., in], in grad's dtype.</summary>
+    /// <summary>grad [..., out] → grad·W [..., in], in grad's dtype. The slices' products are summed in float32 (or
+    /// float64), so a half-precision gradient is rounded once at the end, not once per slice.</summary>
     public static Tensor InputGradient(QuantizedLinear layer, Tensor grad)
     {
         using var _ = no_grad();
@@ -58,14 +61,15 @@ internal static class DequantizedProduct
             return grad.matmul(typed);
         }
         using var scope = NewDisposeScope();
-        var rows = grad.reshape(-1, layer.OutFeatures);
-        var result = zeros(rows.shape[0], layer.InFeatures, grad.dtype);
-        ForEachSlice(layer, grad.dtype, (first, count, slice) =>
+        var sumType = grad.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        var rows = grad.reshape(-1, layer.OutFeatures).to(sumType);
+        var result = zeros(rows.shape[0], layer.InFeatures, sumType);
+        ForEachSlice(layer, sumType, (first, count, slice) =>
         {
             using var part = rows.narrow(1, first, count);
             result.addmm_(part, slice);
         });
-        return result.view([.. grad.shape[..^1], layer.InFeatures]).MoveToOuterDisposeScope();
+        return result.to(grad.dtype).view([.. grad.shape[..^1], layer.InFeatures]).MoveToOuterDisposeScope();
     }
 
     /// <summary>How many rows one slice holds: about <see cref="SliceValues"/> weights, a multiple of the rows that
@@ -113,7 +117,8 @@ internal static class DequantizedProduct
 }
 
 /// <summary>y = x·Wᵀ with W dequantized slice by slice; backward dequantizes again and returns grad·W. Saves no
-/// tensor, only the layer (as data), so nothing float lives from forward to backward.</summary>
+/// tensor, only the layer (as data), so no part of the float weight lives from forward to backward. (TorchSharp's node
+/// itself keeps an <c>empty_like</c> of the output until the graph is freed, beyond this class's reach.)</summary>
 /// <remarks>
 /// TorchSharp's function machinery registers three tensors per call in the caller's dispose scope that a built-in op
 /// would free as soon as autograd is done with them: forward's own result (autograd returns a second handle to it),
@@ -121,7 +126,8 @@ internal static class DequantizedProduct
 /// training step's scope each would live until the step ends, three activation-sized tensors per layer (measured on
 /// workload (c), BERT: +0.4 GB of peak RSS). So this class releases its handles once libtorch holds its own: forward's
 /// result right after <see cref="Apply"/>, the incoming gradient after use, and the returned gradient at the next
-/// backward on the thread (the engine copied it when the callback returned). The last one goes with the scope.
+/// backward on the thread (the engine copied it when the callback returned). The last one goes with the scope, or, on
+/// a thread without one, stays referenced until that thread's next backward.
 /// </remarks>
 internal sealed class DequantizedLinearFunction : autograd.SingleTensorFunction<DequantizedLinearFunction>
 {
@@ -153,6 +159,7 @@ internal sealed class DequantizedLinearFunction : autograd.SingleTensorFunction<
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
         returnedGradient?.Dispose();
+        returnedGradient = null;
         var gradient = DequantizedProduct.InputGradient((QuantizedLinear)ctx.get_data(LayerKey), grad_output);
         grad_output.Dispose();
         returnedGradient = gradient;

@@ -141,7 +141,8 @@ public sealed class EmptyWeightsTests
                 AllowUnexpected = ["old.up.weight"],
                 AllowMissing = ["mlp.up.weight"],
             }));
-            Assert.Contains("mlp.up.weight: not in the file, and the model was built without weights (EmptyWeights)", quantizeError.Message, StringComparison.Ordinal);
+            Assert.Contains("mlp.up.weight: not in the file, and the model was built without weights (EmptyWeights): nothing to quantize it from",
+                quantizeError.Message, StringComparison.Ordinal);
             Assert.All(plain.parameters(), p => Assert.True(p.is_meta));
         }
         finally
@@ -154,17 +155,21 @@ public sealed class EmptyWeightsTests
     private sealed class TiedLm : nn.Module<Tensor, Tensor>
     {
         private readonly Embedding embed = nn.Embedding(40, 16);
-        private readonly Linear head = nn.Linear(16, 40, hasBias: false);
+#pragma warning disable IDE0044 // LoadPretrained with Quantize puts a QuantizedLinear here
+        private nn.Module<Tensor, Tensor> head;
+#pragma warning restore IDE0044
 
         public TiedLm() : base(nameof(TiedLm))
         {
-            head.weight = embed.weight!;
+            var linear = nn.Linear(16, 40, hasBias: false);
+            linear.weight = embed.weight!;
+            head = linear;
             RegisterComponents();
         }
 
         public Parameter EmbedWeight => embed.weight!;
 
-        public Parameter HeadWeight => head.weight!;
+        public Parameter HeadWeight => ((Linear)head).weight!;
 
         public override Tensor forward(Tensor ids) => head.call(embed.call(ids));
     }
@@ -191,6 +196,78 @@ public sealed class EmptyWeightsTests
             using (no_grad())
                 empty.HeadWeight.add_(1);
             Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight + 1);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>Two managed Linears sharing one weight (TorchSharp's Linear setter disposes the wrapper it replaces).</summary>
+    private sealed class TiedPair : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear encode = nn.Linear(12, 12, hasBias: false);
+        private readonly Linear decode = nn.Linear(12, 12, hasBias: false);
+
+        public TiedPair() : base(nameof(TiedPair))
+        {
+            decode.weight = encode.weight!;
+            RegisterComponents();
+        }
+
+        public Parameter DecodeWeight => decode.weight!;
+
+        public override Tensor forward(Tensor x) => decode.call(encode.call(x));
+    }
+
+    [Fact]
+    public void Two_managed_layers_sharing_a_weight_load_and_stay_tied()
+    {
+        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
+        try
+        {
+            manual_seed(6);
+            using var source = new TiedPair();
+            source.SavePretrained(dir);
+            using var empty = EmptyWeights.Create(() => new TiedPair());
+            empty.LoadPretrained(dir, new PretrainedLoadOptions { AllowMissing = ["decode.weight"] });
+
+            Assert.DoesNotContain(empty.parameters(), p => p.is_meta);
+            var x = randn(2, 12);
+            Closeness.AssertBitIdentical(empty.call(x), source.call(x));
+            using (no_grad())
+                empty.DecodeWeight.add_(1);
+            var encode = empty.named_parameters().Single(p => p.name == "encode.weight").parameter;
+            Closeness.AssertBitIdentical(encode, source.DecodeWeight + 1);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void A_tied_head_missing_from_the_file_is_quantized_from_the_weight_it_shares()
+    {
+        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
+        try
+        {
+            manual_seed(7);
+            using var source = new TiedLm();
+            source.SavePretrained(dir);
+            using var empty = EmptyWeights.Create(() => new TiedLm());
+            empty.LoadPretrained(dir, new PretrainedLoadOptions
+            {
+                Quantize = QuantizationKind.Nf4,
+                Rename = key => key == "head.weight" ? "dropped.head.weight" : key,   // tied checkpoints often omit it
+                AllowUnexpected = ["dropped.head.weight"],
+                AllowMissing = ["head.weight"],
+            });
+
+            var head = Assert.IsType<QuantizedLinear>(empty.named_modules().Single(m => m.name == "head").module);
+            using var expected = QuantizedLinear.FromWeight(source.EmbedWeight, null, QuantizationKind.Nf4);
+            Closeness.AssertBitIdentical(head.Dequantize(), expected.Dequantize());
+            Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight);
         }
         finally
         {

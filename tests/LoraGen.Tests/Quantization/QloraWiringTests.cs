@@ -115,34 +115,34 @@ public sealed class QloraWiringTests
     public void Products_slice_by_slice_equal_those_with_the_whole_dequantized_weight(QuantizationKind kind)
     {
         using var scope = NewDisposeScope();
-        // 600 × 520 = 312,000 weights: more than one slice of 2^18, and 520 is not a multiple of 64, so a slice
-        // boundary must fall on an NF4 block boundary (every 8 rows) for the slices to be right.
-        using var layer = QuantizedLinear.FromWeight(randn(600, 520), randn(600), kind);
+        // 601 × 521 = 313,121 weights: more than one slice of 2^18; 521 is odd, so a slice boundary must fall on an NF4
+        // block boundary (every 64 rows) for the slices to be right, and the last block is short (33 weights).
+        using var layer = QuantizedLinear.FromWeight(randn(601, 521), randn(601), kind);
         using var small = QuantizedLinear.FromWeight(randn(8, 24), null, kind);
         var rowsPerSlice = DequantizedProduct.RowsPerSlice(layer);
-        Assert.InRange(rowsPerSlice, 1, 599);
-        Assert.Equal(0, rowsPerSlice * 520 % (kind == QuantizationKind.Int8 ? 1 : Nf4.BlockSize));
+        Assert.InRange(rowsPerSlice, 1, 600);
+        Assert.Equal(0, rowsPerSlice * 521 % (kind == QuantizationKind.Int8 ? 1 : Nf4.BlockSize));
         var whole = layer.Dequantize();
 
         // Every slice holds exactly its rows of the dequantized weight.
         using var scales = layer.BlockScales();
-        for (long first = 0; first < 600; first += rowsPerSlice)
+        for (long first = 0; first < 601; first += rowsPerSlice)
         {
-            var count = Math.Min(rowsPerSlice, 600 - first);
-            var slice = empty(count * 520);
+            var count = Math.Min(rowsPerSlice, 601 - first);
+            var slice = empty(count * 521);
             layer.DequantizeRowsInto(first, count, scales, slice);
-            Closeness.AssertBitIdentical(slice.view(count, 520), whole.narrow(0, first, count));
+            Closeness.AssertBitIdentical(slice.view(count, 521), whole.narrow(0, first, count));
         }
 
         // Forward (with and without autograd) and the gradient to the input, against float64 products with the whole weight.
-        var x = randn(2, 3, 520);
+        var x = randn(2, 3, 521);
         var expected = nn.functional.linear(x.to(float64), whole.to(float64), layer.Bias!.to(float64));
         using (no_grad())
             Closeness.AssertClose(layer.forward(x), expected, 1e-4);
         var traced = x.clone().requires_grad_(true);
         var y = layer.forward(traced);
         Closeness.AssertClose(y, expected, 1e-4);
-        var grad = randn(2, 3, 600);
+        var grad = randn(2, 3, 601);
         y.backward([grad]);
         Closeness.AssertClose(traced.grad!, grad.to(float64).matmul(whole.to(float64)), 1e-4);
         // A smaller layer after the larger one reuses the buffer and still multiplies by its own weight.
