@@ -65,4 +65,13 @@ public sealed record LoraOptions
     /// held in a field declared <c>Linear</c> (which cannot hold another module type) is left in float32. Off by default.
     /// </summary>
     public bool QuantizeFrozenLinears { get; init; }
+
+    /// <summary>
+    /// With <see cref="Quantize"/> (or the attributes' kind): also replace every frozen Embedding (not adapted, not
+    /// trained in full) by a <see cref="QuantizedEmbedding"/> at the same path; its <c>weight</c> becomes buffers
+    /// (<c>codes</c>, <c>absmax</c>, …). An Embedding whose dimension is not a multiple of 64 stays float under NF4 (a row
+    /// must be whole blocks), as does one held in a field declared <c>Embedding</c>. Off by default: transformers'
+    /// <c>load_in_4bit</c> leaves embeddings float too, but on a small model the embedding is most of the frozen bytes.
+    /// </summary>
+    public bool QuantizeFrozenEmbeddings { get; init; }
 }

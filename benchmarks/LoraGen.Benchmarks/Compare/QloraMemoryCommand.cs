@@ -12,7 +12,8 @@ namespace LoraGen.Benchmarks.Compare;
 /// 19's table. Per workload and mode, in a process of its own: frozen-weight bytes, the tensors kept between steps
 /// (<see cref="TrainingMemory"/>), peak RSS while building the model, peak RSS while training, and the median step. <c>full</c> trains every parameter; <c>lora</c> is the workload's
 /// LoRA over float32; the QLoRA modes are the same LoRA with <c>LoraOptions { Quantize = kind,
-/// QuantizeFrozenLinears = true }</c> (every frozen Linear quantized).
+/// QuantizeFrozenLinears = true }</c> (every frozen Linear quantized); <c>nf4-emb</c> (not in the default list) adds
+/// <c>QuantizeFrozenEmbeddings</c>.
 /// </summary>
 /// <remarks>
 /// What "over baseline" means: before measuring, the process runs the same workload once (LoRA over float32, 3 steps),
@@ -41,20 +42,21 @@ public static class QloraMemoryCommand
         return 0;
     }
 
-    private static (TrainingMode Mode, QuantizationKind Quantize) Parse(string mode) => mode switch
+    private static (TrainingMode Mode, QuantizationKind Quantize, bool Embeddings) Parse(string mode) => mode switch
     {
-        "full" => (TrainingMode.Full, QuantizationKind.None),
-        "lora" => (TrainingMode.Lora, QuantizationKind.None),
-        "int8" => (TrainingMode.Lora, QuantizationKind.Int8),
-        "nf4" => (TrainingMode.Lora, QuantizationKind.Nf4),
-        "nf4-dq" => (TrainingMode.Lora, QuantizationKind.Nf4DoubleQuantized),
-        _ => throw new ArgumentException($"unknown mode '{mode}': use one of {string.Join(", ", AllModes)}"),
+        "full" => (TrainingMode.Full, QuantizationKind.None, false),
+        "lora" => (TrainingMode.Lora, QuantizationKind.None, false),
+        "int8" => (TrainingMode.Lora, QuantizationKind.Int8, false),
+        "nf4" => (TrainingMode.Lora, QuantizationKind.Nf4, false),
+        "nf4-dq" => (TrainingMode.Lora, QuantizationKind.Nf4DoubleQuantized, false),
+        "nf4-emb" => (TrainingMode.Lora, QuantizationKind.Nf4, true),
+        _ => throw new ArgumentException($"unknown mode '{mode}': use one of {string.Join(", ", AllModes)}, nf4-emb"),
     };
 
     private static int Measure(Workload workload, string mode, int steps, int threads)
     {
         TorchThreads.Set(threads);
-        var (training, quantize) = Parse(mode);
+        var (training, quantize, embeddings) = Parse(mode);
         using (var warm = new TrainingSession(workload, TrainingMode.Lora))
             for (var i = 0; i < 3; i++)
                 warm.Step();
@@ -62,7 +64,7 @@ public static class QloraMemoryCommand
         var baseline = Rss.CurrentBytes();
         Rss.ResetPeak();
 
-        using var session = new TrainingSession(workload, training, quantize);
+        using var session = new TrainingSession(workload, training, quantize, embeddings);
         var buildPeak = Rss.PeakBytes();
         Rss.ReleaseFreeMemory();
         var built = Rss.CurrentBytes();
@@ -93,7 +95,7 @@ public static class QloraMemoryCommand
         var trained = session.Parameters.Select(p => p.Handle).ToHashSet();
         long frozenParameters = session.Model.parameters().Where(p => !trained.Contains(p.Handle))
             .Sum(p => p.numel() * p.element_size());
-        long quantized = session.Model.modules().OfType<QuantizedLinear>()
+        long quantized = session.Model.modules().Where(m => m is QuantizedLinear or QuantizedEmbedding)
             .Sum(q => q.buffers().Sum(b => b.numel() * b.element_size()));
         return frozenParameters + quantized;
     }

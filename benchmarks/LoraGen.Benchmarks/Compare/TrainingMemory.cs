@@ -17,7 +17,7 @@ public sealed record TrainingMemory(long ParameterBytes, long QuantizedBytes, lo
     public static TrainingMemory Of(TrainingSession session)
     {
         long parameters = session.Model.parameters().Sum(p => p.numel() * p.element_size());
-        long quantized = session.Model.modules().OfType<QuantizedLinear>()
+        long quantized = session.Model.modules().Where(m => m is QuantizedLinear or QuantizedEmbedding)
             .Sum(q => q.buffers().Sum(b => b.numel() * b.element_size()));
         long gradients = session.Model.parameters().Select(p => p.grad).OfType<TorchSharp.torch.Tensor>()
             .Sum(g => g.numel() * g.element_size());

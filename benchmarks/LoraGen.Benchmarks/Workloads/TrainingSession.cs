@@ -29,7 +29,9 @@ public sealed class TrainingSession : IDisposable
 
     /// <param name="quantize">For LoRA: the adapted layers' frozen bases and every other frozen Linear stored in this
     /// format (QLoRA, <see cref="LoraOptions.Quantize"/>); <see cref="QuantizationKind.None"/>: float32.</param>
-    public TrainingSession(Workload workload, TrainingMode mode, QuantizationKind quantize = QuantizationKind.None)
+    /// <param name="quantizeEmbeddings">With <paramref name="quantize"/>: the frozen embeddings too
+    /// (<see cref="LoraOptions.QuantizeFrozenEmbeddings"/>).</param>
+    public TrainingSession(Workload workload, TrainingMode mode, QuantizationKind quantize = QuantizationKind.None, bool quantizeEmbeddings = false)
     {
         if (quantize != QuantizationKind.None && mode != TrainingMode.Lora)
             throw new ArgumentException($"a quantized base is for LoRA training, not {mode}", nameof(quantize));
@@ -38,7 +40,7 @@ public sealed class TrainingSession : IDisposable
         manual_seed(0);
         Model = workload.CreateModel();
         if (mode != TrainingMode.Full)
-            workload.ApplyLora(Model, new LoraOptions { Quantize = quantize, QuantizeFrozenLinears = true });
+            workload.ApplyLora(Model, new LoraOptions { Quantize = quantize, QuantizeFrozenLinears = true, QuantizeFrozenEmbeddings = quantizeEmbeddings });
         if (mode == TrainingMode.Dora)
             foreach (var (_, layer) in Model.LoraLayers())
             {

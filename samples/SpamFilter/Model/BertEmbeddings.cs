@@ -11,7 +11,8 @@ namespace SpamFilter.Model;
 /// </summary>
 public sealed class BertEmbeddings : nn.Module<Tensor, Tensor, Tensor>
 {
-    private readonly Embedding word_embeddings;
+    // Declared as a module, not Embedding, so that QLoRA can put a QuantizedEmbedding here (QuantizeFrozenEmbeddings).
+    private readonly nn.Module<Tensor, Tensor> word_embeddings;
     private readonly nn.Module<Tensor, Tensor> position_embeddings;
     private readonly nn.Module<Tensor, Tensor> token_type_embeddings;
     private readonly nn.Module<Tensor, Tensor> LayerNorm;
@@ -35,7 +36,7 @@ public sealed class BertEmbeddings : nn.Module<Tensor, Tensor, Tensor>
     internal void ZeroPaddingRow()
     {
         using var noGrad = no_grad();
-        word_embeddings.weight![padTokenId].zero_();
+        ((Embedding)word_embeddings).weight![padTokenId].zero_();
     }
 
     /// <summary>Hidden states [batch, length, hidden] for token ids and token-type ids, both [batch, length] int64.</summary>

@@ -134,11 +134,12 @@ public static class CheckpointExtensions
     // knows (and LoadPretrained would look for float weights at those paths).
     private static void RefuseQuantized(nn.Module model, string action, string remedy)
     {
-        var quantized = model.named_modules().Where(entry => entry.module is QuantizedLinear).Select(entry => entry.name).ToList();
+        var quantized = model.named_modules().Where(entry => entry.module is QuantizedLinear or QuantizedEmbedding)
+            .Select(entry => $"{entry.name} ({entry.module.GetType().Name})").ToList();
         if (quantized.Count > 0)
             throw new InvalidOperationException(
                 $"Cannot {action} this model: {string.Join(", ", quantized.Take(5))}{(quantized.Count > 5 ? $" and {quantized.Count - 5} more" : "")} " +
-                $"{(quantized.Count == 1 ? "is a" : "are")} QuantizedLinear (QLoRA), whose codes are not float weights; {remedy}.");
+                $"{(quantized.Count == 1 ? "is" : "are")} quantized (QLoRA), and codes are not float weights; {remedy}.");
     }
 
     // LoadPretrained with Quantize: every Linear (or QuantizedLinear) not kept in float is rebuilt from the file's
@@ -147,6 +148,10 @@ public static class CheckpointExtensions
     // then copied (all or nothing, as without Quantize), then the Linears are quantized one by one.
     private static void LoadQuantized(nn.Module model, string path, PretrainedLoadOptions options, QuantizationKind kind)
     {
+        if (model.modules().OfType<QuantizedEmbedding>().Any())
+            throw new InvalidOperationException(
+                "LoadPretrained with Quantize loads into float or QuantizedLinear layers, but this model holds a QuantizedEmbedding " +
+                "(LoraOptions.QuantizeFrozenEmbeddings): load the checkpoint first, then ApplyLora with QuantizeFrozenEmbeddings.");
         var adapted = LoraTree.Layers(model).Select(entry => entry.Path).ToList();
         if (adapted.Count > 0)
             throw new InvalidOperationException(

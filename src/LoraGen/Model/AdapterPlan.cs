@@ -132,6 +132,8 @@ internal sealed class AdapterPlan
                     .FirstOrDefault(kind => kind != QuantizationKind.None);
             if (frozenKind != QuantizationKind.None && options.QuantizeFrozenLinears)
                 QuantizeFrozenLinears(model, frozenKind, applied);
+            if (frozenKind != QuantizationKind.None && options.QuantizeFrozenEmbeddings)
+                QuantizeFrozenEmbeddings(model, frozenKind, applied);
             applied.Commit();
             return applied;
         }
@@ -162,6 +164,28 @@ internal sealed class AdapterPlan
                 continue;
             }
             applied.Replace(slot, linear, applied.Quantized(linear, kind));
+        }
+    }
+
+    // Every Embedding left frozen becomes a QuantizedEmbedding at the same path, where the kind can store its rows (NF4:
+    // a dimension of whole blocks) and the slot can hold another module type.
+    private static void QuantizeFrozenEmbeddings(nn.Module model, QuantizationKind kind, AppliedAdapters applied)
+    {
+        foreach (var edge in LoraTree.Edges(model).Where(edge => edge.Module is Embedding).ToList())
+        {
+            var embedding = (Embedding)edge.Module;
+            if (embedding.parameters().Any(parameter => parameter.requires_grad) || !QuantizedEmbedding.Supports(embedding.weight!.shape[1], kind))
+                continue;
+            ModuleSlot slot;
+            try
+            {
+                slot = ModuleSlot.Of(edge.Parent, edge.Name, embedding, edge.Path);
+            }
+            catch (LoraConfigurationException)
+            {
+                continue;
+            }
+            applied.Replace(slot, embedding, applied.Quantized(embedding, kind));
         }
     }
 
@@ -240,11 +264,11 @@ internal sealed class AppliedAdapters
     private readonly System.Collections.Immutable.ImmutableDictionary<string, IReadOnlyList<string>>? trainableBefore;
     private readonly List<(PlannedAdapter Adapter, LoraLayer Wrapper)> wrapped = [];
     private readonly List<(LoraLayer Layer, string Adapter)> added = [];
-    // QLoRA: the float Linears replaced by quantized ones (disposed once everything succeeded), the quantized layers
-    // made (disposed if it is undone), and frozen Linears replaced in place.
-    private readonly List<Linear> floatLinears = [];
-    private readonly List<QuantizedLinear> quantizedLayers = [];
-    private readonly List<(ModuleSlot Slot, Linear Linear)> replaced = [];
+    // QLoRA: the float layers replaced by quantized ones (disposed once everything succeeded), the quantized layers
+    // made (disposed if it is undone), and frozen layers replaced in place.
+    private readonly List<nn.Module> floatLayers = [];
+    private readonly List<nn.Module> quantizedLayers = [];
+    private readonly List<(ModuleSlot Slot, nn.Module<Tensor, Tensor> Layer)> replaced = [];
 
     public AppliedAdapters(nn.Module model)
     {
@@ -270,31 +294,40 @@ internal sealed class AppliedAdapters
     {
         var quantized = QuantizedLinear.FromLinear(linear, kind);
         quantizedLayers.Add(quantized);
-        floatLinears.Add(linear);
+        floatLayers.Add(linear);
         return quantized;
     }
 
-    /// <summary>Puts <paramref name="module"/> where <paramref name="linear"/> was (a frozen Linear quantized in place).</summary>
-    public void Replace(ModuleSlot slot, Linear linear, nn.Module<Tensor, Tensor> module)
+    /// <summary>A quantized copy of <paramref name="embedding"/>; the Embedding is disposed at <see cref="Commit"/>.</summary>
+    public QuantizedEmbedding Quantized(Embedding embedding, QuantizationKind kind)
+    {
+        var quantized = QuantizedEmbedding.FromEmbedding(embedding, kind);
+        quantizedLayers.Add(quantized);
+        floatLayers.Add(embedding);
+        return quantized;
+    }
+
+    /// <summary>Puts <paramref name="module"/> where <paramref name="layer"/> was (a frozen layer quantized in place).</summary>
+    public void Replace(ModuleSlot slot, nn.Module<Tensor, Tensor> layer, nn.Module<Tensor, Tensor> module)
     {
         slot.Put(module);
-        replaced.Add((slot, linear));
+        replaced.Add((slot, layer));
     }
 
     /// <summary>Everything succeeded: the float Linears that quantized layers replaced are freed.</summary>
     public void Commit()
     {
-        foreach (var linear in floatLinears)
-            linear.Dispose();
-        floatLinears.Clear();
+        foreach (var layer in floatLayers)
+            layer.Dispose();
+        floatLayers.Clear();
         quantizedLayers.Clear();
         replaced.Clear();
     }
 
     public void Undo()
     {
-        foreach (var (slot, linear) in Enumerable.Reverse(replaced))
-            slot.Put(linear);
+        foreach (var (slot, layer) in Enumerable.Reverse(replaced))
+            slot.Put(layer);
         replaced.Clear();
         foreach (var (layer, adapter) in Enumerable.Reverse(added))
             layer.DeleteAdapter(adapter);
@@ -308,7 +341,7 @@ internal sealed class AppliedAdapters
         foreach (var quantized in quantizedLayers)
             quantized.Dispose();
         quantizedLayers.Clear();
-        floatLinears.Clear();
+        floatLayers.Clear();
         foreach (var (parameter, requiresGrad) in flags)
             parameter.requires_grad = requiresGrad;
         TrainableModules.Restore(model, trainableBefore);

@@ -17,7 +17,7 @@ public sealed class LoraReport
     public long TrainableParameters { get; }
 
     /// <summary>Every parameter of the model, adapters included (as PEFT counts them). A <see cref="QuantizedLinear"/>
-    /// counts as the Linear it stands for (in · out weights and its bias), as PEFT counts a 4-bit weight by its
+    /// counts as the Linear it stands for (in · out weights and its bias), a <see cref="QuantizedEmbedding"/> as its table, as PEFT counts a 4-bit weight by its
     /// elements, not its packed bytes: the same total as over a float base.</summary>
     public long AllParameters { get; }
 
@@ -41,6 +41,8 @@ public sealed class LoraReport
         // A quantized layer's codes are buffers, not parameters: count the weights they stand for.
         foreach (var quantized in model.modules().OfType<QuantizedLinear>())
             all += quantized.InFeatures * quantized.OutFeatures + (quantized.Bias?.numel() ?? 0);
+        foreach (var quantized in model.modules().OfType<QuantizedEmbedding>())
+            all += quantized.NumEmbeddings * quantized.EmbeddingDim;
         var layers = model.LoraLayers()
             .Select(entry => new LoraLayerReport(entry.Path, entry.Layer.Shape, entry.Layer.Rank, entry.Layer.Scaling))
             .ToList();

@@ -67,7 +67,7 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
 
     /// <summary>Bytes of the quantized weight: codes and scales (and the double-quantization constants), without
     /// the bias.</summary>
-    public long WeightBytes => Bytes(codes) + Bytes(absmax) + Bytes(absmax_scale) + Bytes(absmax_offset);
+    public long WeightBytes => Stored.Bytes;
 
     /// <summary>Quantizes <paramref name="linear"/>'s weight and copies its bias (as float32). The Linear is not
     /// changed or disposed.</summary>
@@ -91,69 +91,24 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
         if (bias is not null && (bias.dim() != 1 || bias.shape[0] != outFeatures))
             throw new ArgumentException($"the bias must be [{outFeatures}]; got [{string.Join(", ", bias.shape)}]", nameof(bias));
 
+        var quantized = QuantizedWeight.Of(weight, kind);
         Tensor? floatBias = null;
         using (no_grad())
             floatBias = bias?.detach().to(ScalarType.Float32, copy: true);
-
-        using (no_grad())
-        {
-            switch (kind)
-            {
-                case QuantizationKind.Int8:
-                {
-                    var (codes, rows) = Int8Rows.Quantize(weight);
-                    return new QuantizedLinear(kind, inFeatures, outFeatures, codes, rows, null, null, floatBias);
-                }
-                case QuantizationKind.Nf4:
-                {
-                    var (packed, absmax) = Nf4.Quantize(weight);
-                    return new QuantizedLinear(kind, inFeatures, outFeatures, packed, absmax, null, null, floatBias);
-                }
-                case QuantizationKind.Nf4DoubleQuantized:
-                {
-                    var (packed, absmax) = Nf4.Quantize(weight);
-                    using (absmax)
-                    {
-                        // bitsandbytes quantize_4bit(compress_statistics=True): offset = absmax.mean();
-                        // quantize_blockwise(absmax - offset, blocksize=256) with the dynamic map.
-                        var offset = absmax.mean();
-                        using var centered = absmax - offset;
-                        var (absmaxCodes, absmaxScale) = DynamicMap.Quantize(centered, Nf4.DoubleQuantizationBlockSize);
-                        return new QuantizedLinear(kind, inFeatures, outFeatures, packed, absmaxCodes, absmaxScale, offset, floatBias);
-                    }
-                }
-                case QuantizationKind.None:
-                    throw new ArgumentException("QuantizationKind.None stores no quantized weight: keep the float Linear, or choose Nf4, Nf4DoubleQuantized or Int8", nameof(kind));
-                default:
-                    throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown quantization kind");
-            }
-        }
+        return new QuantizedLinear(kind, inFeatures, outFeatures, quantized.Codes, quantized.Absmax, quantized.AbsmaxScale,
+            quantized.AbsmaxOffset, floatBias);
     }
 
     /// <summary>The per-block NF4 absmax in float32 (for double quantization: <c>dynamic[q]·scale + offset</c>,
     /// bitsandbytes' <c>dequantize_blockwise(...) + offset</c>); for Int8 the per-row absmax. A new tensor.</summary>
-    public Tensor Scales()
-    {
-        using var _ = no_grad();
-        if (Kind != QuantizationKind.Nf4DoubleQuantized)
-            return absmax.clone();
-        return DynamicMap.DequantizeWithOffset(absmax, absmax_scale!, absmax_offset!, Nf4.DoubleQuantizationBlockSize);
-    }
+    public Tensor Scales() => Stored.Scales();
 
     /// <summary>The float32 weight [out, in] the codes stand for (a new tensor, not tracked by autograd). What
     /// forward multiplies by, and the starting point of merging to full precision.</summary>
-    public Tensor Dequantize()
-    {
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        var weight = Kind switch
-        {
-            QuantizationKind.Int8 => Int8Rows.Dequantize(codes, absmax),
-            QuantizationKind.Nf4 => Nf4.Dequantize(codes, absmax, InFeatures * OutFeatures),
-            _ => Nf4.Dequantize(codes, Scales(), InFeatures * OutFeatures),
-        };
-        return weight.view(OutFeatures, InFeatures).MoveToOuterDisposeScope();
-    }
+    public Tensor Dequantize() => Stored.Dequantize();
+
+    // The buffers as they are now (Module.to replaces the fields).
+    private QuantizedWeight Stored => new(Kind, OutFeatures, InFeatures, codes, absmax, absmax_scale, absmax_offset);
 
     /// <summary>What <see cref="DequantizeRowsInto"/> scales NF4 blocks by: the stored absmax, or for double
     /// quantization the float32 values of <see cref="Scales"/> (a new tensor, ~1/64 of the weight); null for Int8.</summary>
@@ -232,6 +187,4 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
         using var fresh = FromWeight(weight, null, Kind);
         CopyCodesFrom(fresh);
     }
-
-    private static long Bytes(Tensor? t) => t is null ? 0 : t.numel() * t.element_size();
 }
