@@ -6,11 +6,11 @@ using static TorchSharp.torch;
 namespace LoraGen.Benchmarks.Compare;
 
 /// <summary>
-/// <c>qlora-7b [--layers 32] [--threads 2] [--kind nf4-dq|nf4|int8] [--steps 1]</c>: one LoRA training step of a
+/// <c>qlora-7b [--layers 32] [--threads 2] [--kind nf4-dq|nf4|int8] [--embedding quantized|float] [--steps 1]</c>: one LoRA training step of a
 /// decoder shaped like Llama-7B (32 layers, width 4096, 32 heads, SiLU MLP 11008, vocabulary 32000; RMSNorm, causal
 /// attention, no rotary embedding) with random weights created one matrix at a time and quantized as they are made,
-/// never all in float. Every Linear, the LM head included, is a QuantizedLinear; the token embedding stays float32
-/// (a lookup, 0.5 GB). LoRA r = 8, α = 16 on q and v (<see cref="LoraLinear"/> over the QuantizedLinear), AdamW, batch
+/// never all in float. Every Linear, the LM head included, is a QuantizedLinear; the token embedding is a
+/// QuantizedEmbedding of the same kind (<c>--embedding float</c>: a float32 table, 0.5 GB). LoRA r = 8, α = 16 on q and v (<see cref="LoraLinear"/> over the QuantizedLinear), AdamW, batch
 /// 1, sequence 16, next-token cross-entropy. Reports peak RSS (VmHWM) and the step time.
 /// </summary>
 public static class Qlora7bCommand
@@ -50,7 +50,13 @@ public static class Qlora7bCommand
             return q;
         }
 
-        var embedding = randn(Vocabulary, Width).mul_(0.02);
+        var floatEmbedding = args.Text("embedding", "quantized") == "float";
+        nn.Module<Tensor, Tensor> embedding;
+        using (var scope = NewDisposeScope())
+        {
+            var table = randn(Vocabulary, Width).mul_(0.02);
+            embedding = floatEmbedding ? nn.Embedding_from_pretrained(table.MoveToOuterDisposeScope()) : QuantizedEmbedding.FromWeight(table, kind);
+        }
         var blocks = new List<Block>();
         for (var l = 0; l < layers; l++)
         {
@@ -110,7 +116,7 @@ public static class Qlora7bCommand
             using (var scope = NewDisposeScope())
             {
                 optimizer.zero_grad();
-                var h = embedding.index_select(0, input.reshape(-1)).view(1, Sequence, Width);
+                var h = embedding.call(input.reshape(-1)).view(1, Sequence, Width);
                 foreach (var block in blocks)
                 {
                     var n = Norm(h, block.AttentionNorm);
@@ -139,7 +145,7 @@ public static class Qlora7bCommand
         Report.Line("qlora7b.frozen_parameters_billion", frozenParameters / 1e9);
         Report.Line("qlora7b.float32_linear_weights_gb", floatEquivalent / 1e9);
         Report.Line("qlora7b.quantized_linear_weights_gb", quantizedBytes / 1e9);
-        Report.Line("qlora7b.embedding_float32_gb", (long)Vocabulary * Width * 4 / 1e9);
+        Report.Line("qlora7b.embedding_gb", embedding is QuantizedEmbedding quantizedTable ? quantizedTable.WeightBytes / 1e9 : (long)Vocabulary * Width * 4 / 1e9);
         Report.Line("qlora7b.trainable_parameters", parameters.Sum(p => p.numel()));
         Report.Line("qlora7b.build_seconds", buildSeconds);
         Report.Line("qlora7b.rss_after_build_gb", afterBuild / 1e9);
