@@ -131,9 +131,11 @@ internal sealed class AdapterPlan
                 : Adapters.Where(adapter => adapter.Layer is Linear).Select(adapter => adapter.Quantize)
                     .FirstOrDefault(kind => kind != QuantizationKind.None);
             if (frozenKind != QuantizationKind.None && options.QuantizeFrozenLinears)
-                QuantizeFrozenLinears(model, frozenKind, applied);
+                QuantizeFrozen<Linear>(model, linear => applied.Quantized(linear, frozenKind), applied);
             if (frozenKind != QuantizationKind.None && options.QuantizeFrozenEmbeddings)
-                QuantizeFrozenEmbeddings(model, frozenKind, applied);
+                QuantizeFrozen<Embedding>(model, embedding => QuantizedEmbedding.Supports(embedding.weight!.shape[1], frozenKind)
+                    ? applied.Quantized(embedding, frozenKind)
+                    : null, applied);
             applied.Commit();
             return applied;
         }
@@ -145,47 +147,28 @@ internal sealed class AdapterPlan
         }
     }
 
-    // Every Linear left frozen (not under an adapter layer, no trainable parameter) becomes a QuantizedLinear at the
-    // same path. One whose slot cannot hold another module type (a field declared Linear) stays float.
-    private static void QuantizeFrozenLinears(nn.Module model, QuantizationKind kind, AppliedAdapters applied)
+    // Every layer of type T left frozen (not under an adapter layer, no trainable parameter) becomes its quantized
+    // form at the same path (quantize returns null for one the kind cannot store: an NF4 embedding whose rows are not
+    // whole blocks). One whose slot cannot hold another module type (a field declared Linear or Embedding) stays float.
+    private static void QuantizeFrozen<T>(nn.Module model, Func<T, nn.Module<Tensor, Tensor>?> quantize, AppliedAdapters applied)
+        where T : nn.Module<Tensor, Tensor>
     {
-        foreach (var edge in LoraTree.Edges(model).Where(edge => edge.Module is Linear).ToList())
+        foreach (var edge in LoraTree.Edges(model).Where(edge => edge.Module is T).ToList())
         {
-            var linear = (Linear)edge.Module;
-            if (linear.parameters().Any(parameter => parameter.requires_grad))
+            var layer = (T)edge.Module;
+            if (layer.parameters().Any(parameter => parameter.requires_grad))
                 continue;
             ModuleSlot slot;
             try
             {
-                slot = ModuleSlot.Of(edge.Parent, edge.Name, linear, edge.Path);
+                slot = ModuleSlot.Of(edge.Parent, edge.Name, layer, edge.Path);
             }
             catch (LoraConfigurationException)
             {
                 continue;
             }
-            applied.Replace(slot, linear, applied.Quantized(linear, kind));
-        }
-    }
-
-    // Every Embedding left frozen becomes a QuantizedEmbedding at the same path, where the kind can store its rows (NF4:
-    // a dimension of whole blocks) and the slot can hold another module type.
-    private static void QuantizeFrozenEmbeddings(nn.Module model, QuantizationKind kind, AppliedAdapters applied)
-    {
-        foreach (var edge in LoraTree.Edges(model).Where(edge => edge.Module is Embedding).ToList())
-        {
-            var embedding = (Embedding)edge.Module;
-            if (embedding.parameters().Any(parameter => parameter.requires_grad) || !QuantizedEmbedding.Supports(embedding.weight!.shape[1], kind))
-                continue;
-            ModuleSlot slot;
-            try
-            {
-                slot = ModuleSlot.Of(edge.Parent, edge.Name, embedding, edge.Path);
-            }
-            catch (LoraConfigurationException)
-            {
-                continue;
-            }
-            applied.Replace(slot, embedding, applied.Quantized(embedding, kind));
+            if (quantize(layer) is { } quantized)
+                applied.Replace(slot, layer, quantized);
         }
     }
 
