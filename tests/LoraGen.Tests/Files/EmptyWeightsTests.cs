@@ -55,9 +55,9 @@ public sealed class EmptyWeightsTests
     [Fact]
     public void LoadPretrained_fills_an_empty_model_with_the_same_bits_as_a_built_one()
     {
-        var dir = Saved(out var source);
-        try
+        InDirectory(dir =>
         {
+            var source = Saved(dir);
             using var empty = EmptyWeights.Create(() => new Encoder());
             var pathsBefore = empty.named_parameters().Select(p => p.name).ToList();
             empty.LoadPretrained(dir);
@@ -75,19 +75,15 @@ public sealed class EmptyWeightsTests
             Closeness.AssertBitIdentical(empty.call(ids), source.call(ids));
             var head = empty.named_modules().Single(m => m.name == "head").module;
             Assert.Same(empty.named_parameters().Single(p => p.name == "head.weight").parameter, ((Linear)head).weight);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        });
     }
 
     [Fact]
     public void LoadPretrained_with_Quantize_builds_the_quantized_layers_from_the_file_alone()
     {
-        var dir = Saved(out var source);
-        try
+        InDirectory(dir =>
         {
+            var source = Saved(dir);
             using var empty = EmptyWeights.Create(() => new Encoder());
             empty.LoadPretrained(dir, new PretrainedLoadOptions { Quantize = QuantizationKind.Nf4, KeepInFloat = ["head"] });
 
@@ -107,19 +103,15 @@ public sealed class EmptyWeightsTests
             empty.ApplyLora(new AdapterConfig { Rank = 2, TargetModules = ["up", "down"] });
             empty.call(tensor(new long[] { 2, 4 })).square().sum().backward();
             Assert.All(empty.LoraParameters(), p => Assert.NotNull(p.grad));
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        });
     }
 
     [Fact]
     public void A_tensor_the_file_cannot_fill_is_named_and_nothing_is_loaded()
     {
-        var dir = Saved(out _);
-        try
+        InDirectory(dir =>
         {
+            Saved(dir);
             // A computed buffer is not in the file (and may not be allowed missing: it has no value on the meta device);
             // a parameter the file lacks (renamed away here) and that is allowed missing has no value either.
             using var computed = EmptyWeights.Create(() => new Encoder(computedBuffer: true));
@@ -144,11 +136,7 @@ public sealed class EmptyWeightsTests
             Assert.Contains("mlp.up.weight: not in the file, and the model was built without weights (EmptyWeights): nothing to quantize it from",
                 quantizeError.Message, StringComparison.Ordinal);
             Assert.All(plain.parameters(), p => Assert.True(p.is_meta));
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        });
     }
 
     /// <summary>An LM head tied to the embedding (one Parameter in two modules), as GPT-2 and tied Llamas have.</summary>
@@ -177,8 +165,7 @@ public sealed class EmptyWeightsTests
     [Fact]
     public void A_tied_weight_gets_one_tensor_in_both_modules()
     {
-        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
-        try
+        InDirectory(dir =>
         {
             manual_seed(5);
             using var source = new TiedLm();
@@ -196,11 +183,7 @@ public sealed class EmptyWeightsTests
             using (no_grad())
                 empty.HeadWeight.add_(1);
             Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight + 1);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        });
     }
 
     /// <summary>Two managed Linears sharing one weight (TorchSharp's Linear setter disposes the wrapper it replaces).</summary>
@@ -223,8 +206,7 @@ public sealed class EmptyWeightsTests
     [Fact]
     public void Two_managed_layers_sharing_a_weight_load_and_stay_tied()
     {
-        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
-        try
+        InDirectory(dir =>
         {
             manual_seed(6);
             using var source = new TiedPair();
@@ -239,18 +221,13 @@ public sealed class EmptyWeightsTests
                 empty.DecodeWeight.add_(1);
             var encode = empty.named_parameters().Single(p => p.name == "encode.weight").parameter;
             Closeness.AssertBitIdentical(encode, source.DecodeWeight + 1);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        });
     }
 
     [Fact]
     public void A_tied_head_missing_from_the_file_is_quantized_from_the_weight_it_shares()
     {
-        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
-        try
+        InDirectory(dir =>
         {
             manual_seed(7);
             using var source = new TiedLm();
@@ -268,18 +245,13 @@ public sealed class EmptyWeightsTests
             using var expected = QuantizedLinear.FromWeight(source.EmbedWeight, null, QuantizationKind.Nf4);
             Closeness.AssertBitIdentical(head.Dequantize(), expected.Dequantize());
             Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        });
     }
 
     [Fact]
     public void LoadCheckpoint_fills_an_empty_model()
     {
-        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
-        try
+        InDirectory(dir =>
         {
             manual_seed(4);
             using var source = new Encoder();
@@ -290,19 +262,28 @@ public sealed class EmptyWeightsTests
             var expected = source.state_dict();
             foreach (var (name, value) in empty.state_dict())
                 Closeness.AssertBitIdentical(value, expected[name]);
+        });
+    }
+
+    // The source model (seed 4) saved in Hugging Face's layout to dir.
+    private static Encoder Saved(string dir)
+    {
+        manual_seed(4);
+        var source = new Encoder();
+        source.SavePretrained(dir);
+        return source;
+    }
+
+    private static void InDirectory(Action<string> test)
+    {
+        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
+        try
+        {
+            test(dir);
         }
         finally
         {
             Directory.Delete(dir, recursive: true);
         }
-    }
-
-    private static string Saved(out Encoder source)
-    {
-        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
-        manual_seed(4);
-        source = new Encoder();
-        source.SavePretrained(dir);
-        return dir;
     }
 }
