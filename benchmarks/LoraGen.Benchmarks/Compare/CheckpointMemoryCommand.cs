@@ -73,9 +73,14 @@ public static class CheckpointMemoryCommand
 /// own) and returns its output lines.</summary>
 internal static class ChildProcess
 {
-    public static IReadOnlyList<string> Run(params string[] arguments)
+    public static IReadOnlyList<string> Run(params string[] arguments) => Run(null, arguments);
+
+    /// <param name="environment">Variables set for the child only (e.g. GLIBC_TUNABLES, read when it starts).</param>
+    public static IReadOnlyList<string> Run(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[name] = value;
         // Under `dotnet LoraGen.Benchmarks.dll` the process is the dotnet host: pass it the assembly again.
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
             start.ArgumentList.Add(typeof(ChildProcess).Assembly.Location);

@@ -8,37 +8,59 @@ using static TorchSharp.torch;
 namespace LoraGen.Benchmarks.Compare;
 
 /// <summary>
-/// <c>qlora-memory [--workloads mlp,bert] [--modes full,lora,int8,nf4,nf4-dq] [--steps 20] [--threads 1]</c>: issue
-/// 19's table. Per workload and mode, in a process of its own: frozen-weight bytes, the tensors kept between steps
-/// (<see cref="TrainingMemory"/>), peak RSS while building the model, peak RSS while training, and the median step. <c>full</c> trains every parameter; <c>lora</c> is the workload's
-/// LoRA over float32; the QLoRA modes are the same LoRA with <c>LoraOptions { Quantize = kind,
+/// <c>qlora-memory [--workloads mlp,bert] [--modes full,lora,int8,nf4,nf4-dq] [--steps 20] [--warm-steps 60]
+/// [--allocators glibc,mmap128k] [--threads 1]</c>: issue 19's table. Per workload, allocator and mode, in a process of
+/// its own: frozen-weight bytes, the tensors kept between steps (<see cref="TrainingMemory"/>), peak RSS while building
+/// the model, peak RSS while training, and the median step. <c>full</c> trains every parameter; <c>lora</c> is the
+/// workload's LoRA over float32; the QLoRA modes are the same LoRA with <c>LoraOptions { Quantize = kind,
 /// QuantizeFrozenLinears = true }</c> (every frozen Linear quantized); <c>nf4-emb</c> (not in the default list) adds
 /// <c>QuantizeFrozenEmbeddings</c>.
 /// </summary>
 /// <remarks>
-/// What "over baseline" means: before measuring, the process runs the same workload once (LoRA over float32, 3 steps),
-/// disposes it and hands freed memory back to the OS (<see cref="Rss.ReleaseFreeMemory"/>); the baseline is the
-/// resident set then. So the runtime, libtorch, JIT-compiled code and thread pools are in the baseline for every mode
-/// alike, and what is over it is this model's weights, activations, gradients, optimizer state and buffers. The
-/// training peak restarts (clear_refs) after the model is built and freed memory released, so a float model that
-/// ApplyLora quantized and disposed shows in the build peak, not in the training peak.
+/// <para>What "over baseline" means: before measuring, the process trains the same workload in the same mode
+/// (<c>--warm-steps</c>, enough for .NET's tiered JIT to finish compiling the step's code), disposes it and hands freed
+/// memory back to the OS (<see cref="Rss.ReleaseFreeMemory"/>); the baseline is the resident set then. So the runtime,
+/// libtorch, and the compiled code of this mode's step are in the baseline, and what is over it is this model's
+/// weights, activations, gradients, optimizer state and buffers. The training peak restarts (clear_refs) after the
+/// model is built and freed memory released, so a float model that ApplyLora quantized and disposed shows in the build
+/// peak, not in the training peak.</para>
+/// <para>Allocators (<see cref="Allocators"/>): <c>glibc</c> is the process as started; <c>mmap128k</c> sets glibc's
+/// mmap threshold to 128 KiB (<c>GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072</c>), which turns off its dynamic
+/// threshold. By default glibc raises the threshold to the size of the largest block freed so far (up to 32 MiB), so
+/// after the first 4 MB weight is freed every tensor comes from the heap, and freed tensors stay resident as holes the
+/// next steps scatter into: the training peak then follows the heap's size, not the memory in use.</para>
 /// </remarks>
 public static class QloraMemoryCommand
 {
     private static readonly string[] AllModes = ["full", "lora", "int8", "nf4", "nf4-dq"];
 
+    /// <summary>The allocator settings a child process can run under: name → GLIBC_TUNABLES (empty: as started).</summary>
+    private static readonly Dictionary<string, string> Allocators = new()
+    {
+        ["glibc"] = "",
+        ["mmap128k"] = "glibc.malloc.mmap_threshold=131072",
+    };
+
     public static int Run(Arguments args)
     {
         var steps = args.Number("steps", 20);
+        var warmSteps = args.Number("warm-steps", 60);
         var threads = args.Number("threads", 1);
         var mode = args.Text("mode", "");
         if (mode.Length > 0)
-            return Measure(Workloads.Workloads.Named(args.Text("workload", "mlp")), mode, steps, threads);
+            return Measure(Workloads.Workloads.Named(args.Text("workload", "mlp")), mode, args.Text("allocator", "glibc"), steps, warmSteps, threads);
         foreach (var workload in args.Text("workloads", "mlp,bert").Split(','))
-            foreach (var each in args.Text("modes", string.Join(',', AllModes)).Split(','))
-                foreach (var line in ChildProcess.Run("qlora-memory", "--workload", workload, "--mode", each,
-                             "--steps", steps.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture)))
-                    Console.WriteLine(line);
+            foreach (var allocator in args.Text("allocators", "glibc,mmap128k").Split(','))
+                foreach (var each in args.Text("modes", string.Join(',', AllModes)).Split(','))
+                {
+                    if (!Allocators.TryGetValue(allocator, out var tunables))
+                        throw new ArgumentException($"unknown allocator '{allocator}': use {string.Join(" or ", Allocators.Keys)}");
+                    var environment = tunables.Length > 0 ? new Dictionary<string, string> { ["GLIBC_TUNABLES"] = tunables } : null;
+                    foreach (var line in ChildProcess.Run(environment, "qlora-memory", "--workload", workload, "--mode", each,
+                                 "--allocator", allocator, "--steps", Invariant(steps), "--warm-steps", Invariant(warmSteps),
+                                 "--threads", Invariant(threads)))
+                        Console.WriteLine(line);
+                }
         return 0;
     }
 
@@ -53,12 +75,14 @@ public static class QloraMemoryCommand
         _ => throw new ArgumentException($"unknown mode '{mode}': use one of {string.Join(", ", AllModes)}, nf4-emb"),
     };
 
-    private static int Measure(Workload workload, string mode, int steps, int threads)
+    private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static int Measure(Workload workload, string mode, string allocator, int steps, int warmSteps, int threads)
     {
         TorchThreads.Set(threads);
         var (training, quantize, embeddings) = Parse(mode);
-        using (var warm = new TrainingSession(workload, TrainingMode.Lora))
-            for (var i = 0; i < 3; i++)
+        using (var warm = new TrainingSession(workload, training, quantize, embeddings))
+            for (var i = 0; i < warmSteps; i++)
                 warm.Step();
         Rss.ReleaseFreeMemory();
         var baseline = Rss.CurrentBytes();
@@ -78,7 +102,7 @@ public static class QloraMemoryCommand
         }
         var trainingPeak = Rss.PeakBytes();
 
-        var prefix = $"{workload.Name}.qlora.{mode}";
+        var prefix = $"{workload.Name}.qlora.{allocator}.{mode}";
         Report.Line($"{prefix}.frozen_weight_mb", FrozenBytes(session) / 1e6);
         Report.Line($"{prefix}.live_tensor_mb", TrainingMemory.Of(session).Total / 1e6);
         Report.Line($"{prefix}.baseline_rss_mb", baseline / 1e6);
