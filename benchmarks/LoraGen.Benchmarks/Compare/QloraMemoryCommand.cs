@@ -86,6 +86,7 @@ public static class QloraMemoryCommand
                 warm.Step();
         Rss.ReleaseFreeMemory();
         var baseline = Rss.CurrentBytes();
+        var (baselineInUse, _) = Rss.MallocBytes();
         Rss.ResetPeak();
 
         using var session = new TrainingSession(workload, training, quantize, embeddings);
@@ -101,6 +102,7 @@ public static class QloraMemoryCommand
             times.Add(watch.Elapsed.TotalMilliseconds);
         }
         var trainingPeak = Rss.PeakBytes();
+        var (inUse, freeHeld) = Rss.MallocBytes();
 
         var prefix = $"{workload.Name}.qlora.{allocator}.{mode}";
         Report.Line($"{prefix}.frozen_weight_mb", FrozenBytes(session) / 1e6);
@@ -109,6 +111,8 @@ public static class QloraMemoryCommand
         Report.Line($"{prefix}.build_peak_over_baseline_mb", (buildPeak - baseline) / 1e6);
         Report.Line($"{prefix}.built_over_baseline_mb", (built - baseline) / 1e6);
         Report.Line($"{prefix}.training_peak_over_baseline_mb", (trainingPeak - baseline) / 1e6);
+        Report.Line($"{prefix}.malloc_in_use_over_baseline_mb", (inUse - baselineInUse) / 1e6);
+        Report.Line($"{prefix}.malloc_free_held_mb", freeHeld / 1e6);
         Report.Line($"{prefix}.step_ms_median", times.Skip(2).Order().ElementAt((times.Count - 2) / 2));
         return 0;
     }

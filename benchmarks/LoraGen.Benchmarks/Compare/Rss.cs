@@ -25,6 +25,31 @@ internal static class Rss
             _ = MallocTrim(0);
     }
 
+    /// <summary>glibc's own account (mallinfo2, summed over its arenas): bytes in blocks handed out (heap and mmapped),
+    /// and bytes freed but kept in the heap for reuse. The resident set holds what of the second was touched since the
+    /// last trim. Zeros where mallinfo2 is missing (not glibc, or glibc before 2.33).</summary>
+    public static (long InUse, long FreeHeld) MallocBytes()
+    {
+        try
+        {
+            var info = MallInfo2();
+            return ((long)(info.UsedHeap + info.Mapped), (long)info.FreeHeap);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return (0, 0);
+        }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct MallocInfo
+    {
+        public nuint Arena, FreeChunks, FastChunks, MappedChunks, Mapped, MaxTotal, FastFree, UsedHeap, FreeHeap, TopReleasable;
+    }
+
+    [DllImport("libc", EntryPoint = "mallinfo2")]
+    private static extern MallocInfo MallInfo2();
+
     [DllImport("libc", EntryPoint = "malloc_trim")]
     private static extern int MallocTrim(nuint pad);
 
