@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using LoraGen.Files;
+using LoraGen.TestSupport;
 
 namespace LoraGen.Cli.Tests;
 
@@ -17,9 +18,7 @@ internal static class CliHarness
 
     public static string NewDirectory()
     {
-        var path = Path.Combine(Path.GetTempPath(), "loragen-cli-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(path);
-        return path;
+        return ScratchDirectories.New();
     }
 
     public static byte[] F32(params float[] values)

@@ -1,3 +1,4 @@
+using LoraGen.TestSupport;
 using SpamFilter.Import;
 
 namespace LoraGen.Samples.Tests;
@@ -10,7 +11,7 @@ public sealed class MiniLmFixture : IDisposable
 {
     public MiniLmFixture()
     {
-        CacheDirectory = Path.Combine(Path.GetTempPath(), $"loragen-minilm-test-{Guid.NewGuid():N}");
+        CacheDirectory = ScratchDirectories.NewPath("minilm-");
         CheckpointPath = MiniLmCheckpoint.Ensure(CacheDirectory);
         Onnx = MiniLmPackage.Read(MiniLmPackage.LocateAssembly()).Onnx;
         Vocabulary = File.ReadLines(Path.Combine(CacheDirectory, MiniLmCheckpoint.VocabularyFileName))

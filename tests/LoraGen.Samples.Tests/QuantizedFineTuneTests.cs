@@ -1,5 +1,6 @@
 using FineTune;
 using LoraGen;
+using LoraGen.TestSupport;
 
 namespace LoraGen.Samples.Tests;
 
@@ -13,7 +14,7 @@ public sealed class QuantizedFineTuneTests
     [Fact]
     public void A_quick_run_with_an_nf4_base_completes_and_prints_the_comparison()
     {
-        var output = Path.Combine(Path.GetTempPath(), "loragen-finetune-nf4-" + Guid.NewGuid().ToString("N"));
+        var output = ScratchDirectories.NewPath("finetune-nf4-");
         try
         {
             var options = SampleOptions.Parse(["--quick", "--device", "cpu", "--quantize", "nf4", "--out", output]);

@@ -1,4 +1,5 @@
 using FineTune;
+using LoraGen.TestSupport;
 
 namespace LoraGen.Samples.Tests;
 
@@ -7,7 +8,7 @@ public sealed class QuickFineTune : IDisposable
 {
     public QuickFineTune()
     {
-        OutputDirectory = Path.Combine(Path.GetTempPath(), "loragen-finetune-" + Guid.NewGuid().ToString("N"));
+        OutputDirectory = ScratchDirectories.NewPath("finetune-");
         Options = SampleOptions.Parse(["--quick", "--device", "cpu", "--out", OutputDirectory]);
         var console = new RecordingConsole();
         Result = FineTuneSample.Run(Options, console.Console);

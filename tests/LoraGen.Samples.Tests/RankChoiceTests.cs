@@ -1,5 +1,6 @@
 using FineTune;
 using LoraGen;
+using LoraGen.TestSupport;
 using static TorchSharp.torch;
 
 namespace LoraGen.Samples.Tests;
@@ -29,7 +30,7 @@ public sealed class RankChoiceTests
     [Fact]
     public void An_adapter_of_another_rank_loads_into_a_fresh_model()
     {
-        var directory = Path.Combine(Path.GetTempPath(), "loragen-rank-" + Guid.NewGuid().ToString("N"));
+        var directory = ScratchDirectories.NewPath("rank-");
         try
         {
             using var model = new CharTransformer();

@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
+using LoraGen.TestSupport;
 using SpamFilter.Data;
 
 namespace LoraGen.Samples.Tests;
@@ -11,7 +12,7 @@ namespace LoraGen.Samples.Tests;
 /// </summary>
 public sealed class SpamDataCorpusTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("spamdata-corpus-").FullName;
+    private readonly string directory = ScratchDirectories.New();
 
     public void Dispose() => Directory.Delete(directory, recursive: true);
 

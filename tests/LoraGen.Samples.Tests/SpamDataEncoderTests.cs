@@ -1,3 +1,4 @@
+using LoraGen.TestSupport;
 using SpamFilter.Data;
 
 namespace LoraGen.Samples.Tests;
@@ -19,7 +20,7 @@ public sealed class SpamDataEncoderTests : IDisposable
         "don", "t", "the", "a", "##s", "_", "=", "中",         // 23-30
     ];
 
-    private readonly string directory = Directory.CreateTempSubdirectory("spamdata-vocab-").FullName;
+    private readonly string directory = ScratchDirectories.New();
     private readonly string vocabPath;
 
     public SpamDataEncoderTests()

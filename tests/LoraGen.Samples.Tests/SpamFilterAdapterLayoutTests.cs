@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LoraGen;
+using LoraGen.TestSupport;
 using LoraGen.Files;
 using SpamFilter;
 using SpamFilter.Model;
@@ -20,7 +21,7 @@ public sealed class SpamFilterAdapterLayoutTests
     {
         using var model = new BertForSequenceClassification(BertConfig.MiniLmL6);
         model.ApplyLora();
-        string directory = Path.Combine(Path.GetTempPath(), "loragen-samples-tests", Guid.NewGuid().ToString("N"));
+        string directory = ScratchDirectories.NewPath();
         try
         {
             model.SaveAdapter(directory, SpamFilterSample.AdapterOptions);

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LoraGen.TestSupport;
 using SpamFilter;
 using SpamFilter.Runs;
 
@@ -10,7 +11,7 @@ public sealed class QuickSpamFilter : IDisposable
 {
     public QuickSpamFilter()
     {
-        OutputDirectory = Path.Combine(Path.GetTempPath(), "loragen-spamfilter-" + Guid.NewGuid().ToString("N"));
+        OutputDirectory = ScratchDirectories.NewPath("spamfilter-");
         var console = new RecordingConsole();
         Result = SpamFilterSample.Run(SpamFilterOptions.Parse(["--quick", "--device", "cpu", "--out", OutputDirectory]), console.Console);
         Output = console.Text;

@@ -1,4 +1,5 @@
 using LoraGen.Files;
+using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -276,7 +277,7 @@ public sealed class EmptyWeightsTests
 
     private static void InDirectory(Action<string> test)
     {
-        var dir = Directory.CreateTempSubdirectory("empty-weights").FullName;
+        var dir = ScratchDirectories.New();
         try
         {
             test(dir);

@@ -1,3 +1,4 @@
+using LoraGen.TestSupport;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -77,8 +78,6 @@ public static class ModelState
 
     public static string NewDirectory()
     {
-        var path = Path.Combine(Path.GetTempPath(), "loragen-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(path);
-        return path;
+        return ScratchDirectories.New();
     }
 }

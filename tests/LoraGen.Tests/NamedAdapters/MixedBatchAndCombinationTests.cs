@@ -1,4 +1,5 @@
 using LoraGen.Files;
+using LoraGen.TestSupport;
 using LoraGen.Tests.Files;
 using LoraGen.Tests.Support;
 using TorchSharp.Modules;
@@ -133,7 +134,7 @@ public sealed class MixedBatchAndCombinationTests
     public void A_PEFT_multi_adapter_directory_written_by_hand_loads_each_adapter_by_name()
     {
         // save_pretrained of a PeftModel with adapters "default" and "fr": default at the top, fr in fr/.
-        var directory = Path.Combine(Path.GetTempPath(), "loragen-tests", Guid.NewGuid().ToString("N"));
+        var directory = ScratchDirectories.NewPath();
         WriteAdapter(directory, rank: 1, alpha: 2, a: [1, 0, 0], b: [1, 1]);
         WriteAdapter(Path.Combine(directory, "fr"), rank: 1, alpha: 1, a: [0, 1, 0], b: [2, -1]);
         var model = nn.Sequential(nn.Linear(3, 2));

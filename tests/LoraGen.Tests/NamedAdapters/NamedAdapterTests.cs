@@ -1,4 +1,5 @@
 using LoraGen.Files;
+using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -192,7 +193,7 @@ public sealed class NamedAdapterTests
     public void Saving_writes_default_to_the_directory_and_others_to_sub_folders_and_both_reload()
     {
         var model = TwoAdapters();
-        var directory = Temp();
+        var directory = ScratchDirectories.New();
         model.SaveAdapter(directory);
         Assert.True(File.Exists(Path.Combine(directory, AdapterConfig.FileName)));
         Assert.True(File.Exists(Path.Combine(directory, "b", AdapterDirectory.WeightsFileName)));
@@ -223,16 +224,9 @@ public sealed class NamedAdapterTests
     public void A_Hugging_Face_base_saved_from_a_model_with_several_adapters_holds_no_adapter_of_any_name()
     {
         var model = TwoAdapters(); // "b" is inactive
-        var directory = Temp();
+        var directory = ScratchDirectories.New();
         model.SavePretrained(directory);
         using var reader = SafetensorsReader.Open(Path.Combine(directory, "model.safetensors"));
         Assert.Equal(["0.bias", "0.weight", "2.bias", "2.weight"], reader.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
-    }
-
-    private static string Temp()
-    {
-        var path = Path.Combine(Path.GetTempPath(), "loragen-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(path);
-        return path;
     }
 }

@@ -1,4 +1,5 @@
 using LoraGen.Files;
+using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -274,7 +275,7 @@ public sealed class QloraWiringTests
     public void An_adapter_trained_on_a_quantized_base_is_a_plain_peft_adapter()
     {
         using var scope = NewDisposeScope();
-        var dir = Directory.CreateTempSubdirectory("qlora-adapter").FullName;
+        var dir = ScratchDirectories.New();
         try
         {
             var (qlora, reference) = Pair(QuantizationKind.Nf4);
@@ -313,7 +314,7 @@ public sealed class QloraWiringTests
     public void LoadPretrained_with_Quantize_equals_quantizing_after_the_load(QuantizationKind kind)
     {
         using var scope = NewDisposeScope();
-        var dir = Directory.CreateTempSubdirectory("qlora-load").FullName;
+        var dir = ScratchDirectories.New();
         try
         {
             new Mlp(6).SavePretrained(dir);

@@ -1,4 +1,5 @@
 using LoraGen.Files;
+using LoraGen.TestSupport;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -340,7 +341,7 @@ public sealed class QuantizationTests
         using var w = randn(16, 64);
         using var b = randn(16);
         using var other = randn(10);
-        var path = Path.Combine(Path.GetTempPath(), $"loragen-quantized-{Guid.NewGuid():N}.safetensors");
+        var path = Path.Combine(ScratchDirectories.New(), "quantized.safetensors");
         try
         {
             SafetensorsWriter.WriteFile(path,

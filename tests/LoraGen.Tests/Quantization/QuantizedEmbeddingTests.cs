@@ -1,4 +1,5 @@
 using LoraGen.Files;
+using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -76,7 +77,7 @@ public sealed class QuantizedEmbeddingTests
 
         model.call(tensor(new long[] { 3, 499 })).square().sum().backward();
         Assert.All(model.LoraParameters(), p => Assert.NotNull(p.grad));
-        var dir = Directory.CreateTempSubdirectory("quantized-embedding").FullName;
+        var dir = ScratchDirectories.New();
         try
         {
             var error = Assert.Throws<InvalidOperationException>(() => model.SavePretrained(dir));

@@ -1,4 +1,5 @@
 using LoraGen.Files;
+using LoraGen.TestSupport;
 using LoraGen.Tests.Files;
 using LoraGen.Tests.Support;
 using TorchSharp.Modules;
@@ -118,7 +119,7 @@ public sealed class RunTimeTargetingTests
         Assert.DoesNotContain(trained, path => path.StartsWith("lm_head", StringComparison.Ordinal)); // no 'classifier'/'score' here
         Assert.All(model.named_parameters(), p => Assert.Equal(trained.Contains(p.name), p.parameter.requires_grad));
 
-        var directory = Temp();
+        var directory = ScratchDirectories.New();
         model.SaveAdapter(directory, new AdapterFileOptions { TaskType = "SEQ_CLS" });
         var config = AdapterConfig.Read(Path.Combine(directory, AdapterConfig.FileName));
         Assert.Equal(["q"], config.TargetModules);
@@ -160,7 +161,7 @@ public sealed class RunTimeTargetingTests
             ((Linear)model[0]).bias!.copy_(tensor(new float[] { 0.25f, -4 }));
         }
         // PEFT's layout, written by hand: r = 1, lora_alpha = 2 (scaling 2), A = [1, 2, 3], B = [0.5, -1]ᵀ.
-        var directory = Temp();
+        var directory = ScratchDirectories.New();
         File.WriteAllText(Path.Combine(directory, AdapterConfig.FileName),
             """{"peft_type": "LORA", "r": 1, "lora_alpha": 2, "target_modules": ["0"], "bias": "none"}""");
         File.WriteAllBytes(Path.Combine(directory, AdapterDirectory.WeightsFileName), HandWrittenSafetensors.Assemble(
@@ -182,7 +183,7 @@ public sealed class RunTimeTargetingTests
         var trained = new Decoder();
         trained.ApplyLora(Rank2 with { TargetModules = ["q"], LayersToTransform = [1] });
         Adapters.RandomizeAll(trained);
-        var directory = Temp();
+        var directory = ScratchDirectories.New();
         trained.SaveAdapter(directory);
         // "q" alone would also select blocks.0.q on reload: the file names the adapted layer by its full path.
         Assert.Equal(["body.blocks.1.q"], AdapterConfig.Read(Path.Combine(directory, AdapterConfig.FileName)).TargetModules);
@@ -201,7 +202,7 @@ public sealed class RunTimeTargetingTests
     {
         var model = new Decoder();
         var names = model.named_parameters().Select(p => p.name).ToList();
-        var directory = Temp();
+        var directory = ScratchDirectories.New();
         var other = new Decoder();
         other.ApplyLora(Rank2 with { TargetModules = ["v"] });
         other.SaveAdapter(directory);
@@ -217,13 +218,6 @@ public sealed class RunTimeTargetingTests
     private static Dictionary<string, Tensor> WithoutAdapters(nn.Module model) =>
         model.state_dict().Where(entry => !entry.Key.Contains(".lora_", StringComparison.Ordinal))
             .ToDictionary(entry => entry.Key.Replace(".base_layer.", ".", StringComparison.Ordinal), entry => entry.Value);
-
-    private static string Temp()
-    {
-        var path = Path.Combine(Path.GetTempPath(), "loragen-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(path);
-        return path;
-    }
 
     /// <summary>Two blocks (q, v, norm, a Sequential MLP) in <c>body.blocks</c> and an lm_head, none of them annotated.
     /// (PEFT's layers_to_transform finds a layer index only after a named segment: body.blocks.1, not blocks.1.)</summary>

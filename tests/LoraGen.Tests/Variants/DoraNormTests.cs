@@ -1,4 +1,5 @@
 using LoraGen.Files;
+using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -54,7 +55,7 @@ public sealed class DoraNormTests
 
         // Another base under the same adapter, through a checkpoint load: the cached ‖W‖ must be recomputed.
         var other = Model(2);
-        var directory = Path.Combine(Path.GetTempPath(), "loragen-tests", Guid.NewGuid().ToString("N"));
+        var directory = ScratchDirectories.NewPath();
         other.SavePretrained(directory);
         model.LoadPretrained(directory);
         using (var y = model.call(x))

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using LoraGen.Files;
+using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -139,7 +140,7 @@ public sealed class DoraTests
     public void A_hand_assembled_PEFT_DoRA_adapter_loads_and_gives_its_outputs()
     {
         // PEFT's layout: keys without the adapter name, the magnitude a bare tensor "lora_magnitude_vector".
-        var dir = Directory.CreateTempSubdirectory("dora-fixture").FullName;
+        var dir = ScratchDirectories.New();
         try
         {
             File.WriteAllText(Path.Combine(dir, AdapterConfig.FileName), """
@@ -189,7 +190,7 @@ public sealed class DoraTests
     [Fact]
     public void A_magnitude_without_use_dora_is_refused()
     {
-        var dir = Directory.CreateTempSubdirectory("dora-mismatch").FullName;
+        var dir = ScratchDirectories.New();
         try
         {
             File.WriteAllText(Path.Combine(dir, AdapterConfig.FileName), """{"peft_type": "LORA", "r": 1, "lora_alpha": 1, "target_modules": ["0"]}""");

@@ -1,4 +1,5 @@
 using LoraGen.Files;
+using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -66,7 +67,7 @@ public sealed class PissaOloraTests
         var trained = model.call(x).detach();
         Assert.True((trained - before).abs().max().item<float>() > 1e-3);
 
-        var dir = Directory.CreateTempSubdirectory("pissa").FullName;
+        var dir = ScratchDirectories.New();
         try
         {
             model.SaveAdapter(dir);
