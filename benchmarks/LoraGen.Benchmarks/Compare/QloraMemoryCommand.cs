@@ -48,7 +48,7 @@ public static class QloraMemoryCommand
         var threads = args.Number("threads", 1);
         var mode = args.Text("mode", "");
         if (mode.Length > 0)
-            return Measure(Workloads.Workloads.Named(args.Text("workload", "mlp")), mode, args.Text("allocator", "glibc"), steps, warmSteps, threads);
+            return Measure(Workloads.Workloads.Named(args.Text("workload", "mlp")), mode, steps, warmSteps, threads);
         foreach (var workload in args.Text("workloads", "mlp,bert").Split(','))
             foreach (var allocator in args.Text("allocators", "glibc,mmap128k").Split(','))
                 foreach (var each in args.Text("modes", string.Join(',', AllModes)).Split(','))
@@ -57,7 +57,7 @@ public static class QloraMemoryCommand
                         throw new ArgumentException($"unknown allocator '{allocator}': use {string.Join(" or ", Allocators.Keys)}");
                     var environment = tunables.Length > 0 ? new Dictionary<string, string> { ["GLIBC_TUNABLES"] = tunables } : null;
                     foreach (var line in ChildProcess.Run(environment, "qlora-memory", "--workload", workload, "--mode", each,
-                                 "--allocator", allocator, "--steps", Invariant(steps), "--warm-steps", Invariant(warmSteps),
+                                 "--steps", Invariant(steps), "--warm-steps", Invariant(warmSteps),
                                  "--threads", Invariant(threads)))
                         Console.WriteLine(line);
                 }
@@ -77,8 +77,17 @@ public static class QloraMemoryCommand
 
     private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private static int Measure(Workload workload, string mode, string allocator, int steps, int warmSteps, int threads)
+    // The name of the setting this process runs under, read from its environment (a child started by hand with other
+    // tunables is "custom", so a line never claims a setting it did not run under).
+    private static string AllocatorOfThisProcess()
     {
+        var tunables = Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "";
+        return Allocators.FirstOrDefault(entry => entry.Value == tunables).Key ?? "custom";
+    }
+
+    private static int Measure(Workload workload, string mode, int steps, int warmSteps, int threads)
+    {
+        var allocator = AllocatorOfThisProcess();
         TorchThreads.Set(threads);
         var (training, quantize, embeddings) = Parse(mode);
         using (var warm = new TrainingSession(workload, training, quantize, embeddings))
