@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using LoraGen.Files;
-using LoraGen.TestSupport;
 
 namespace LoraGen.Cli.Tests;
 
@@ -14,11 +13,6 @@ internal static class CliHarness
         var error = new StringWriter();
         int code = LoragenCommand.Run(args, output, error);
         return (code, output.ToString(), error.ToString());
-    }
-
-    public static string NewDirectory()
-    {
-        return ScratchDirectories.New();
     }
 
     public static byte[] F32(params float[] values)

@@ -45,7 +45,7 @@ public sealed class CliTests
     [Fact]
     public void Inspect_shows_config_layers_and_size()
     {
-        var adapter = Fixture(NewDirectory());
+        var adapter = Fixture(ScratchDirectories.New());
         var (code, output, error) = Run("inspect", adapter);
         Assert.True(code == 0, error);
         Assert.Contains("LoRA r 1, lora_alpha 2, dropout 0, use_rslora false", output);
@@ -59,7 +59,7 @@ public sealed class CliTests
     [Fact]
     public void Inspect_of_a_damaged_file_is_exit_code_1_naming_the_problem()
     {
-        var adapter = Fixture(NewDirectory());
+        var adapter = Fixture(ScratchDirectories.New());
         var weights = Path.Combine(adapter, "adapter_model.safetensors");
         File.WriteAllBytes(weights, File.ReadAllBytes(weights)[..20]);
         var (code, _, error) = Run("inspect", adapter);
@@ -76,7 +76,7 @@ public sealed class CliTests
     [Fact]
     public void Merge_writes_the_closed_form_and_reports_progress()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = Fixture(directory);
         var output = Path.Combine(directory, "merged.safetensors");
         var (code, stdout, stderr) = Run("merge", "--base", Path.Combine(directory, "base.safetensors"), "--adapter", adapter, "--out", output);
@@ -95,7 +95,7 @@ public sealed class CliTests
     [Fact]
     public void Merge_with_a_missing_base_key_or_file_is_exit_code_1_and_writes_nothing()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = Fixture(directory);
         var basePath = Path.Combine(directory, "other.safetensors");
         SafetensorsWriter.WriteFile(basePath, [Tensor("head.weight", [1], 1f)]);

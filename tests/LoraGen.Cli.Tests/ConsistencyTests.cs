@@ -17,7 +17,7 @@ public sealed class ConsistencyTests
     [Fact]
     public void Inspect_refuses_a_rank_that_differs_from_the_config()
     {
-        var adapter = RankMismatch(NewDirectory());
+        var adapter = RankMismatch(ScratchDirectories.New());
 
         var (code, output, error) = Run("inspect", adapter);
 
@@ -30,7 +30,7 @@ public sealed class ConsistencyTests
     [Fact]
     public void Inspect_lists_every_problem_in_one_message()
     {
-        var adapter = Adapter(NewDirectory(),
+        var adapter = Adapter(ScratchDirectories.New(),
             new AdapterConfig { Rank = 2, Alpha = 2, RankPattern = new Dictionary<string, int> { ["down"] = 4 } },
             Tensor("base_model.model.up.lora_A.weight", [2, 3], new float[6]),                 // no lora_B
             Tensor("base_model.model.down.lora_A.weight", [2, 3], new float[6]),               // rank 2, pattern says 4
@@ -50,7 +50,7 @@ public sealed class ConsistencyTests
     [Fact]
     public void Merge_refuses_what_inspect_refuses_before_writing()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         // A of a Linear with B of an Embedding: shapes that fit an Embedding's [3, 2] weight.
         var adapter = Adapter(directory, new AdapterConfig { Rank = 1, Alpha = 1 },
             Tensor("base_model.model.proj.lora_A.weight", [1, 3], 1f, 2f, 3f),
@@ -70,7 +70,7 @@ public sealed class ConsistencyTests
     [Fact]
     public void Merge_refuses_the_rank_mismatch_with_the_same_words_as_inspect()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = RankMismatch(directory);
         var basePath = Path.Combine(directory, "base.safetensors");
         SafetensorsWriter.WriteFile(basePath, [Tensor("proj.weight", [2, 3], new float[6])]);

@@ -8,7 +8,7 @@ public sealed class InspectArgumentTests
     [Fact]
     public void A_file_is_called_a_file_and_the_expected_directory_is_described()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         Fixture(directory);
         var checkpoint = Path.Combine(directory, "base.safetensors");
 
@@ -23,7 +23,7 @@ public sealed class InspectArgumentTests
     [Fact]
     public void A_file_inside_an_adapter_directory_points_to_that_directory()
     {
-        var adapter = Fixture(NewDirectory());
+        var adapter = Fixture(ScratchDirectories.New());
         var weights = Path.Combine(adapter, "adapter_model.safetensors");
 
         var (code, _, error) = Run("inspect", weights);
@@ -36,7 +36,7 @@ public sealed class InspectArgumentTests
     [Fact]
     public void A_directory_without_the_adapter_files_names_the_missing_file()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
 
         var (code, _, error) = Run("inspect", directory);
 

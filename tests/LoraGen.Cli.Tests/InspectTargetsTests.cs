@@ -9,7 +9,7 @@ namespace LoraGen.Cli.Tests;
 public sealed class InspectTargetsTests
 {
     private static string AdapterWith(AdapterConfig config) =>
-        Adapter(NewDirectory(), config,
+        Adapter(ScratchDirectories.New(), config,
             Tensor("base_model.model.proj.lora_A.weight", [1, 3], 1f, 2f, 3f),
             Tensor("base_model.model.proj.lora_B.weight", [2, 1], 0.5f, -1f));
 

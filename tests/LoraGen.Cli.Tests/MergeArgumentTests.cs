@@ -19,7 +19,7 @@ public sealed class MergeArgumentTests
     [InlineData(SameFile.HardLink)]
     public void An_out_that_is_the_base_checkpoint_is_refused_and_the_base_is_untouched(SameFile how)
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = Fixture(directory);
         var basePath = Path.Combine(directory, "base.safetensors");
         var before = File.ReadAllBytes(basePath);
@@ -40,7 +40,7 @@ public sealed class MergeArgumentTests
     [Fact]
     public void Force_replaces_the_base_checkpoint_with_the_merge()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = Fixture(directory);
         var basePath = Path.Combine(directory, "base.safetensors");
 
@@ -55,7 +55,7 @@ public sealed class MergeArgumentTests
     [Fact]
     public void An_out_that_is_the_adapters_own_file_is_refused_even_with_force()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = Fixture(directory);
         var weights = Path.Combine(adapter, "adapter_model.safetensors");
         var before = File.ReadAllBytes(weights);
@@ -70,7 +70,7 @@ public sealed class MergeArgumentTests
     [Fact]
     public void An_out_that_is_a_directory_is_refused_before_any_work()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = Fixture(directory);
         var output = Path.Combine(directory, "out");
         Directory.CreateDirectory(output);
@@ -87,7 +87,7 @@ public sealed class MergeArgumentTests
     [Fact]
     public void An_out_in_a_missing_folder_names_the_folder_not_a_temporary_file()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = Fixture(directory);
         var folder = Path.Combine(directory, "no", "such");
         var output = Path.Combine(folder, "merged.safetensors");
@@ -108,7 +108,7 @@ public sealed class MergeArgumentTests
         // run as root here, so a folder without write permission would not do).
         if (!OperatingSystem.IsLinux())
             return;
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = Fixture(directory);
         var output = "/proc/merged.safetensors";
 
@@ -124,7 +124,7 @@ public sealed class MergeArgumentTests
     [Fact]
     public void Every_bad_path_is_named_at_once()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = Fixture(directory);
         var weights = Path.Combine(adapter, "adapter_model.safetensors");
 

@@ -12,7 +12,7 @@ public sealed class NamedAdapterTests
     // same proj: r 2, alpha 2 (scaling 1), A = [[1, 0, 0], [0, 0, 1]], B = [[1, 0], [0, 2]], so B·A = [[1, 0, 0], [0, 0, 2]].
     private static (string Directory, string Default, string Letters) TwoAdapters()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = Fixture(directory);
         var letters = AdapterAt(Path.Combine(adapter, "letters"), new AdapterConfig { Rank = 2, Alpha = 2, TargetModules = ["proj"] },
             Tensor("base_model.model.proj.lora_A.weight", [2, 3], 1f, 0f, 0f, 0f, 0f, 1f),
@@ -115,7 +115,7 @@ public sealed class NamedAdapterTests
     [Fact]
     public void The_same_modules_to_save_tensor_from_two_adapters_is_refused()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         var basePath = Path.Combine(directory, "base.safetensors");
         SafetensorsWriter.WriteFile(basePath,
         [
@@ -228,7 +228,7 @@ public sealed class NamedAdapterTests
     [Fact]
     public void Inspect_of_a_directory_with_only_named_adapters_shows_them_all()
     {
-        var directory = NewDirectory();
+        var directory = ScratchDirectories.New();
         foreach (var (name, rank) in (ValueTuple<string, int>[])[("b", 2), ("a", 1)])
             AdapterAt(Path.Combine(directory, name), new AdapterConfig { Rank = rank, Alpha = 4, TargetModules = ["proj"] },
                 Tensor("base_model.model.proj.lora_A.weight", [rank, 3], new float[rank * 3]),

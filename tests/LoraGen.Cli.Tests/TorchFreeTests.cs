@@ -28,7 +28,7 @@ public class TorchFreeTests
     [Fact]
     public void Inspecting_and_merging_load_no_TorchSharp_assembly_or_native_library()
     {
-        var directory = CliHarness.NewDirectory();
+        var directory = ScratchDirectories.New();
         var adapter = CliHarness.Fixture(directory);
         Assert.Equal(0, CliHarness.Run("inspect", adapter).Code);
         Assert.Equal(0, CliHarness.Run("merge", "--base", Path.Combine(directory, "base.safetensors"),

@@ -1,4 +1,3 @@
-using LoraGen.TestSupport;
 using SpamFilter.Import;
 
 namespace LoraGen.Samples.Tests;

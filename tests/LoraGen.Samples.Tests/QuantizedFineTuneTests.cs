@@ -1,6 +1,5 @@
 using FineTune;
 using LoraGen;
-using LoraGen.TestSupport;
 
 namespace LoraGen.Samples.Tests;
 

@@ -1,5 +1,4 @@
 using FineTune;
-using LoraGen.TestSupport;
 
 namespace LoraGen.Samples.Tests;
 

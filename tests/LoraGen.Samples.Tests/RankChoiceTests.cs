@@ -1,6 +1,5 @@
 using FineTune;
 using LoraGen;
-using LoraGen.TestSupport;
 using static TorchSharp.torch;
 
 namespace LoraGen.Samples.Tests;

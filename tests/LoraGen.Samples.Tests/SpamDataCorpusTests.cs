@@ -1,7 +1,6 @@
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
-using LoraGen.TestSupport;
 using SpamFilter.Data;
 
 namespace LoraGen.Samples.Tests;

@@ -1,4 +1,3 @@
-using LoraGen.TestSupport;
 using SpamFilter.Data;
 
 namespace LoraGen.Samples.Tests;

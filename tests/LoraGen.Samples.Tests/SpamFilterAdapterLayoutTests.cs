@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using LoraGen;
-using LoraGen.TestSupport;
 using LoraGen.Files;
 using SpamFilter;
 using SpamFilter.Model;

@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using LoraGen.TestSupport;
 using SpamFilter;
 using SpamFilter.Runs;
 

@@ -39,7 +39,7 @@ public sealed class AdapterFuzzTests
         var source = new EveryKind();
         source.ApplyLora();
         Adapters.RandomizeAll(source);
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         source.SaveAdapter(directory);
         byte[] weights = File.ReadAllBytes(Path.Combine(directory, "adapter_model.safetensors"));
         byte[] configJson = File.ReadAllBytes(Path.Combine(directory, "adapter_config.json"));

@@ -13,7 +13,7 @@ public sealed class AdapterLoadFailureTests
         var model = new EveryKind();
         model.ApplyLora();
         Adapters.RandomizeAll(model);
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         model.SaveAdapter(directory);
         return directory;
     }
@@ -90,7 +90,7 @@ public sealed class AdapterLoadFailureTests
         var model = new EveryKind();
         model.ApplyLora();
         Adapters.RandomizeAll(model);
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         model.SaveAdapter(directory);
         var oldValues = model.NamedLoraParameters().Select(p => p.Parameter.detach().clone()).ToList();
         var oldFiles = Directory.GetFiles(directory).Order().Select(File.ReadAllBytes).ToList();

@@ -15,7 +15,7 @@ public sealed class AdapterMergeTests
         torch.manual_seed(50);
         var model = new EveryKind();
         var plain = ModelState.CopyWeights(model, new EveryKind());
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         var basePath = Path.Combine(directory, "base.safetensors");
         if (!baseSavedWithLoraApplied)
             model.SaveCheckpoint(basePath);
@@ -46,7 +46,7 @@ public sealed class AdapterMergeTests
         torch.manual_seed(53);
         var model = new EveryKind();
         var plain = ModelState.CopyWeights(model, new EveryKind());
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         var basePath = Path.Combine(directory, "base.safetensors");
         model.SaveCheckpoint(basePath);
         model.ApplyLora();
@@ -77,7 +77,7 @@ public sealed class AdapterMergeTests
         torch.manual_seed(51);
         var model = new EveryKind();
         model.to(ScalarType.BFloat16);
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         model.SaveCheckpoint(Path.Combine(directory, "base.safetensors"));
         var plain = ModelState.CopyWeights(model, new EveryKind().to(ScalarType.BFloat16));
         model.ApplyLora();
@@ -97,7 +97,7 @@ public sealed class AdapterMergeTests
     {
         torch.manual_seed(52);
         var model = new EveryKind();
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         var output = Path.Combine(directory, "merged.safetensors");
         var basePath = Path.Combine(directory, "base.safetensors");
         var wrong = new TinyLinear();

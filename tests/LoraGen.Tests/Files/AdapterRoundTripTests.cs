@@ -38,7 +38,7 @@ public sealed class AdapterRoundTripTests
     public void Every_layer_kind_round_trips_bit_for_bit_in_every_adapter_dtype(ScalarType adapterType, ScalarType? baseType)
     {
         var saved = Trained(1, out var loaded, new LoraOptions { AdapterDType = adapterType }, baseType);
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         saved.SaveAdapter(directory);
 
         loaded.LoadAdapter(directory, new AdapterFileOptions()); // no adapters yet: created from the config
@@ -64,7 +64,7 @@ public sealed class AdapterRoundTripTests
     public void The_files_use_PEFT_keys_config_and_metadata()
     {
         var model = Trained(2);
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         model.SaveAdapter(directory, new AdapterFileOptions { BaseModelNameOrPath = "every-kind" });
 
         using var reader = SafetensorsReader.Open(Path.Combine(directory, "adapter_model.safetensors"));
@@ -103,7 +103,7 @@ public sealed class AdapterRoundTripTests
     public void KeyPrefix_and_MapPath_rename_keys_and_patterns_both_ways()
     {
         var model = Trained(3);
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         var options = new AdapterFileOptions { KeyPrefix = "", MapPath = path => "model." + path + "_x" };
         model.SaveAdapter(directory, options);
         using (var reader = SafetensorsReader.Open(Path.Combine(directory, "adapter_model.safetensors")))
@@ -123,7 +123,7 @@ public sealed class AdapterRoundTripTests
     public void Checkpoints_round_trip_every_dtype_and_refuse_mismatches()
     {
         var module = new EveryDType();
-        var path = Path.Combine(ModelState.NewDirectory(), "model.safetensors");
+        var path = Path.Combine(ScratchDirectories.New(), "model.safetensors");
         module.SaveCheckpoint(path);
         var copy = new EveryDType(zero: true);
         Assert.False(Closeness.BitIdentical(copy.Buffers()[0], module.Buffers()[0]));

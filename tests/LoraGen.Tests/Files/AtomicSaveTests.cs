@@ -18,7 +18,7 @@ public sealed class AtomicSaveTests
     // config, and `next`'s config in its temporary file.
     private static string CrashBetweenRenames(long previous, long next)
     {
-        string directory = ModelState.NewDirectory(), elsewhere = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New(), elsewhere = ScratchDirectories.New();
         Save(directory, previous);
         Save(elsewhere, next);
         File.Copy(WeightsPath(elsewhere), WeightsPath(directory), overwrite: true);
@@ -47,7 +47,7 @@ public sealed class AtomicSaveTests
     [Fact]
     public void A_config_that_is_not_the_weights_and_no_saved_one_is_refused_by_name()
     {
-        string directory = ModelState.NewDirectory(), elsewhere = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New(), elsewhere = ScratchDirectories.New();
         Save(directory, 2);
         Save(elsewhere, 4);
         File.Copy(ConfigPath(elsewhere), ConfigPath(directory), overwrite: true); // alpha 40 beside alpha-24 weights
@@ -61,7 +61,7 @@ public sealed class AtomicSaveTests
     [Fact]
     public void The_next_save_removes_what_crashed_saves_left_but_not_a_running_save_s_files()
     {
-        string directory = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New();
         Save(directory, 0);
         // Left by crashed saves: this version's temporaries and lock, and the unlocked temporaries of earlier versions.
         string[] stale =
@@ -93,7 +93,7 @@ public sealed class AtomicSaveTests
     [Fact]
     public void A_save_into_a_missing_folder_names_the_folder()
     {
-        string folder = Path.Combine(ModelState.NewDirectory(), "missing");
+        string folder = Path.Combine(ScratchDirectories.New(), "missing");
         var error = Assert.Throws<DirectoryNotFoundException>(() =>
             SafetensorsWriter.WriteFile(Path.Combine(folder, "model.safetensors"), SaveContent.Tensors(0)));
         Assert.Contains($"the folder '{folder}' does not exist", error.Message);
@@ -103,7 +103,7 @@ public sealed class AtomicSaveTests
     [Fact]
     public void A_directory_missing_a_file_or_given_as_a_file_says_which()
     {
-        string directory = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New();
         Save(directory, 0);
         string file = WeightsPath(directory);
         var notDirectory = Assert.Throws<DirectoryNotFoundException>(() => AdapterDirectory.Open(file));

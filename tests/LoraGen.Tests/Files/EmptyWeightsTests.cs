@@ -1,5 +1,4 @@
 using LoraGen.Files;
-using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -56,88 +55,82 @@ public sealed class EmptyWeightsTests
     [Fact]
     public void LoadPretrained_fills_an_empty_model_with_the_same_bits_as_a_built_one()
     {
-        InDirectory(dir =>
-        {
-            var source = Saved(dir);
-            using var empty = EmptyWeights.Create(() => new Encoder());
-            var pathsBefore = empty.named_parameters().Select(p => p.name).ToList();
-            empty.LoadPretrained(dir);
+        var dir = ScratchDirectories.New();
+        var source = Saved(dir);
+        using var empty = EmptyWeights.Create(() => new Encoder());
+        var pathsBefore = empty.named_parameters().Select(p => p.name).ToList();
+        empty.LoadPretrained(dir);
 
-            Assert.Equal(pathsBefore, empty.named_parameters().Select(p => p.name).ToList());
-            var expected = source.state_dict();
-            foreach (var (name, value) in empty.state_dict())
-            {
-                Assert.Equal(DeviceType.CPU, value.device_type);
-                Closeness.AssertBitIdentical(value, expected[name]);
-            }
-            Assert.All(empty.parameters(), p => Assert.True(p.requires_grad));
-            // The layers use what was loaded (their fields point at the new parameters), so the outputs agree.
-            var ids = tensor(new long[] { 1, 7, 3 });
-            Closeness.AssertBitIdentical(empty.call(ids), source.call(ids));
-            var head = empty.named_modules().Single(m => m.name == "head").module;
-            Assert.Same(empty.named_parameters().Single(p => p.name == "head.weight").parameter, ((Linear)head).weight);
-        });
+        Assert.Equal(pathsBefore, empty.named_parameters().Select(p => p.name).ToList());
+        var expected = source.state_dict();
+        foreach (var (name, value) in empty.state_dict())
+        {
+            Assert.Equal(DeviceType.CPU, value.device_type);
+            Closeness.AssertBitIdentical(value, expected[name]);
+        }
+        Assert.All(empty.parameters(), p => Assert.True(p.requires_grad));
+        // The layers use what was loaded (their fields point at the new parameters), so the outputs agree.
+        var ids = tensor(new long[] { 1, 7, 3 });
+        Closeness.AssertBitIdentical(empty.call(ids), source.call(ids));
+        var head = empty.named_modules().Single(m => m.name == "head").module;
+        Assert.Same(empty.named_parameters().Single(p => p.name == "head.weight").parameter, ((Linear)head).weight);
     }
 
     [Fact]
     public void LoadPretrained_with_Quantize_builds_the_quantized_layers_from_the_file_alone()
     {
-        InDirectory(dir =>
-        {
-            var source = Saved(dir);
-            using var empty = EmptyWeights.Create(() => new Encoder());
-            empty.LoadPretrained(dir, new PretrainedLoadOptions { Quantize = QuantizationKind.Nf4, KeepInFloat = ["head"] });
+        var dir = ScratchDirectories.New();
+        var source = Saved(dir);
+        using var empty = EmptyWeights.Create(() => new Encoder());
+        empty.LoadPretrained(dir, new PretrainedLoadOptions { Quantize = QuantizationKind.Nf4, KeepInFloat = ["head"] });
 
-            foreach (var path in new[] { "mlp.up", "mlp.down" })
-            {
-                var quantized = Assert.IsType<QuantizedLinear>(empty.named_modules().Single(m => m.name == path).module);
-                using var expected = QuantizedLinear.FromLinear((Linear)source.named_modules().Single(m => m.name == path).module, QuantizationKind.Nf4);
-                var expectedBuffers = expected.named_buffers().ToDictionary(e => e.name, e => e.buffer);
-                foreach (var (name, buffer) in quantized.named_buffers())
-                    Closeness.AssertBitIdentical(buffer, expectedBuffers[name]);
-            }
-            var expectedState = source.state_dict();
-            foreach (var key in new[] { "embed.weight", "norm.weight", "norm.bias", "head.weight", "head.bias" })
-                Closeness.AssertBitIdentical(empty.state_dict()[key], expectedState[key]);
-            Assert.DoesNotContain(empty.state_dict().Values, value => value.is_meta);
-            // QLoRA over it trains.
-            empty.ApplyLora(new AdapterConfig { Rank = 2, TargetModules = ["up", "down"] });
-            empty.call(tensor(new long[] { 2, 4 })).square().sum().backward();
-            Assert.All(empty.LoraParameters(), p => Assert.NotNull(p.grad));
-        });
+        foreach (var path in new[] { "mlp.up", "mlp.down" })
+        {
+            var quantized = Assert.IsType<QuantizedLinear>(empty.named_modules().Single(m => m.name == path).module);
+            using var expected = QuantizedLinear.FromLinear((Linear)source.named_modules().Single(m => m.name == path).module, QuantizationKind.Nf4);
+            var expectedBuffers = expected.named_buffers().ToDictionary(e => e.name, e => e.buffer);
+            foreach (var (name, buffer) in quantized.named_buffers())
+                Closeness.AssertBitIdentical(buffer, expectedBuffers[name]);
+        }
+        var expectedState = source.state_dict();
+        foreach (var key in new[] { "embed.weight", "norm.weight", "norm.bias", "head.weight", "head.bias" })
+            Closeness.AssertBitIdentical(empty.state_dict()[key], expectedState[key]);
+        Assert.DoesNotContain(empty.state_dict().Values, value => value.is_meta);
+        // QLoRA over it trains.
+        empty.ApplyLora(new AdapterConfig { Rank = 2, TargetModules = ["up", "down"] });
+        empty.call(tensor(new long[] { 2, 4 })).square().sum().backward();
+        Assert.All(empty.LoraParameters(), p => Assert.NotNull(p.grad));
     }
 
     [Fact]
     public void A_tensor_the_file_cannot_fill_is_named_and_nothing_is_loaded()
     {
-        InDirectory(dir =>
+        var dir = ScratchDirectories.New();
+        Saved(dir);
+        // A computed buffer is not in the file (and may not be allowed missing: it has no value on the meta device);
+        // a parameter the file lacks (renamed away here) and that is allowed missing has no value either.
+        using var computed = EmptyWeights.Create(() => new Encoder(computedBuffer: true));
+        var error = Assert.Throws<LoraFileException>(() => computed.LoadPretrained(dir, new PretrainedLoadOptions
         {
-            Saved(dir);
-            // A computed buffer is not in the file (and may not be allowed missing: it has no value on the meta device);
-            // a parameter the file lacks (renamed away here) and that is allowed missing has no value either.
-            using var computed = EmptyWeights.Create(() => new Encoder(computedBuffer: true));
-            var error = Assert.Throws<LoraFileException>(() => computed.LoadPretrained(dir, new PretrainedLoadOptions
-            {
-                Rename = key => key == "norm.bias" ? "old.norm.bias" : key,
-                AllowUnexpected = ["old.norm.bias"],
-                AllowMissing = ["norm.bias", "positions"],
-            }));
-            Assert.Contains("positions, norm.bias: built without weights (EmptyWeights, on the meta device) and this load gives them no value",
-                error.Message, StringComparison.Ordinal);
-            Assert.All(computed.parameters(), p => Assert.True(p.is_meta));   // nothing was loaded
+            Rename = key => key == "norm.bias" ? "old.norm.bias" : key,
+            AllowUnexpected = ["old.norm.bias"],
+            AllowMissing = ["norm.bias", "positions"],
+        }));
+        Assert.Contains("positions, norm.bias: built without weights (EmptyWeights, on the meta device) and this load gives them no value",
+            error.Message, StringComparison.Ordinal);
+        Assert.All(computed.parameters(), p => Assert.True(p.is_meta));   // nothing was loaded
 
-            using var plain = EmptyWeights.Create(() => new Encoder());
-            var quantizeError = Assert.Throws<LoraFileException>(() => plain.LoadPretrained(dir, new PretrainedLoadOptions
-            {
-                Quantize = QuantizationKind.Nf4,
-                Rename = key => key == "mlp.up.weight" ? "old.up.weight" : key,
-                AllowUnexpected = ["old.up.weight"],
-                AllowMissing = ["mlp.up.weight"],
-            }));
-            Assert.Contains("mlp.up.weight: not in the file, and the model was built without weights (EmptyWeights): nothing to quantize it from",
-                quantizeError.Message, StringComparison.Ordinal);
-            Assert.All(plain.parameters(), p => Assert.True(p.is_meta));
-        });
+        using var plain = EmptyWeights.Create(() => new Encoder());
+        var quantizeError = Assert.Throws<LoraFileException>(() => plain.LoadPretrained(dir, new PretrainedLoadOptions
+        {
+            Quantize = QuantizationKind.Nf4,
+            Rename = key => key == "mlp.up.weight" ? "old.up.weight" : key,
+            AllowUnexpected = ["old.up.weight"],
+            AllowMissing = ["mlp.up.weight"],
+        }));
+        Assert.Contains("mlp.up.weight: not in the file, and the model was built without weights (EmptyWeights): nothing to quantize it from",
+            quantizeError.Message, StringComparison.Ordinal);
+        Assert.All(plain.parameters(), p => Assert.True(p.is_meta));
     }
 
     /// <summary>An LM head tied to the embedding (one Parameter in two modules), as GPT-2 and tied Llamas have.</summary>
@@ -166,25 +159,23 @@ public sealed class EmptyWeightsTests
     [Fact]
     public void A_tied_weight_gets_one_tensor_in_both_modules()
     {
-        InDirectory(dir =>
-        {
-            manual_seed(5);
-            using var source = new TiedLm();
-            source.SavePretrained(dir);
-            using var empty = EmptyWeights.Create(() => new TiedLm());
+        var dir = ScratchDirectories.New();
+        manual_seed(5);
+        using var source = new TiedLm();
+        source.SavePretrained(dir);
+        using var empty = EmptyWeights.Create(() => new TiedLm());
 
-            empty.LoadPretrained(dir, new PretrainedLoadOptions { AllowMissing = ["head.weight"] });
+        empty.LoadPretrained(dir, new PretrainedLoadOptions { AllowMissing = ["head.weight"] });
 
-            Assert.False(empty.EmbedWeight.is_meta);
-            Assert.False(empty.HeadWeight.is_meta);
-            Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight);
-            var ids = tensor(new long[] { 3, 9 });
-            Closeness.AssertBitIdentical(empty.call(ids), source.call(ids));
-            // Still one tensor: a change through the head shows in the embedding.
-            using (no_grad())
-                empty.HeadWeight.add_(1);
-            Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight + 1);
-        });
+        Assert.False(empty.EmbedWeight.is_meta);
+        Assert.False(empty.HeadWeight.is_meta);
+        Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight);
+        var ids = tensor(new long[] { 3, 9 });
+        Closeness.AssertBitIdentical(empty.call(ids), source.call(ids));
+        // Still one tensor: a change through the head shows in the embedding.
+        using (no_grad())
+            empty.HeadWeight.add_(1);
+        Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight + 1);
     }
 
     /// <summary>Two managed Linears sharing one weight (TorchSharp's Linear setter disposes the wrapper it replaces).</summary>
@@ -207,63 +198,57 @@ public sealed class EmptyWeightsTests
     [Fact]
     public void Two_managed_layers_sharing_a_weight_load_and_stay_tied()
     {
-        InDirectory(dir =>
-        {
-            manual_seed(6);
-            using var source = new TiedPair();
-            source.SavePretrained(dir);
-            using var empty = EmptyWeights.Create(() => new TiedPair());
-            empty.LoadPretrained(dir, new PretrainedLoadOptions { AllowMissing = ["decode.weight"] });
+        var dir = ScratchDirectories.New();
+        manual_seed(6);
+        using var source = new TiedPair();
+        source.SavePretrained(dir);
+        using var empty = EmptyWeights.Create(() => new TiedPair());
+        empty.LoadPretrained(dir, new PretrainedLoadOptions { AllowMissing = ["decode.weight"] });
 
-            Assert.DoesNotContain(empty.parameters(), p => p.is_meta);
-            var x = randn(2, 12);
-            Closeness.AssertBitIdentical(empty.call(x), source.call(x));
-            using (no_grad())
-                empty.DecodeWeight.add_(1);
-            var encode = empty.named_parameters().Single(p => p.name == "encode.weight").parameter;
-            Closeness.AssertBitIdentical(encode, source.DecodeWeight + 1);
-        });
+        Assert.DoesNotContain(empty.parameters(), p => p.is_meta);
+        var x = randn(2, 12);
+        Closeness.AssertBitIdentical(empty.call(x), source.call(x));
+        using (no_grad())
+            empty.DecodeWeight.add_(1);
+        var encode = empty.named_parameters().Single(p => p.name == "encode.weight").parameter;
+        Closeness.AssertBitIdentical(encode, source.DecodeWeight + 1);
     }
 
     [Fact]
     public void A_tied_head_missing_from_the_file_is_quantized_from_the_weight_it_shares()
     {
-        InDirectory(dir =>
+        var dir = ScratchDirectories.New();
+        manual_seed(7);
+        using var source = new TiedLm();
+        source.SavePretrained(dir);
+        using var empty = EmptyWeights.Create(() => new TiedLm());
+        empty.LoadPretrained(dir, new PretrainedLoadOptions
         {
-            manual_seed(7);
-            using var source = new TiedLm();
-            source.SavePretrained(dir);
-            using var empty = EmptyWeights.Create(() => new TiedLm());
-            empty.LoadPretrained(dir, new PretrainedLoadOptions
-            {
-                Quantize = QuantizationKind.Nf4,
-                Rename = key => key == "head.weight" ? "dropped.head.weight" : key,   // tied checkpoints often omit it
-                AllowUnexpected = ["dropped.head.weight"],
-                AllowMissing = ["head.weight"],
-            });
-
-            var head = Assert.IsType<QuantizedLinear>(empty.named_modules().Single(m => m.name == "head").module);
-            using var expected = QuantizedLinear.FromWeight(source.EmbedWeight, null, QuantizationKind.Nf4);
-            Closeness.AssertBitIdentical(head.Dequantize(), expected.Dequantize());
-            Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight);
+            Quantize = QuantizationKind.Nf4,
+            Rename = key => key == "head.weight" ? "dropped.head.weight" : key,   // tied checkpoints often omit it
+            AllowUnexpected = ["dropped.head.weight"],
+            AllowMissing = ["head.weight"],
         });
+
+        var head = Assert.IsType<QuantizedLinear>(empty.named_modules().Single(m => m.name == "head").module);
+        using var expected = QuantizedLinear.FromWeight(source.EmbedWeight, null, QuantizationKind.Nf4);
+        Closeness.AssertBitIdentical(head.Dequantize(), expected.Dequantize());
+        Closeness.AssertBitIdentical(empty.EmbedWeight, source.EmbedWeight);
     }
 
     [Fact]
     public void LoadCheckpoint_fills_an_empty_model()
     {
-        InDirectory(dir =>
-        {
-            manual_seed(4);
-            using var source = new Encoder();
-            var file = Path.Combine(dir, "state.safetensors");
-            source.SaveCheckpoint(file);
-            using var empty = EmptyWeights.Create(() => new Encoder());
-            empty.LoadCheckpoint(file);
-            var expected = source.state_dict();
-            foreach (var (name, value) in empty.state_dict())
-                Closeness.AssertBitIdentical(value, expected[name]);
-        });
+        var dir = ScratchDirectories.New();
+        manual_seed(4);
+        using var source = new Encoder();
+        var file = Path.Combine(dir, "state.safetensors");
+        source.SaveCheckpoint(file);
+        using var empty = EmptyWeights.Create(() => new Encoder());
+        empty.LoadCheckpoint(file);
+        var expected = source.state_dict();
+        foreach (var (name, value) in empty.state_dict())
+            Closeness.AssertBitIdentical(value, expected[name]);
     }
 
     // The source model (seed 4) saved in Hugging Face's layout to dir.
@@ -273,18 +258,5 @@ public sealed class EmptyWeightsTests
         var source = new Encoder();
         source.SavePretrained(dir);
         return source;
-    }
-
-    private static void InDirectory(Action<string> test)
-    {
-        var dir = ScratchDirectories.New();
-        try
-        {
-            test(dir);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
     }
 }

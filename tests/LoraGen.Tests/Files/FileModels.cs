@@ -1,4 +1,3 @@
-using LoraGen.TestSupport;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -74,10 +73,5 @@ public static class ModelState
         foreach (var (name, target) in to.state_dict())
             target.copy_(source[name]);
         return to;
-    }
-
-    public static string NewDirectory()
-    {
-        return ScratchDirectories.New();
     }
 }

@@ -25,7 +25,7 @@ public sealed class KillLoopTests(ITestOutputHelper output)
     public void Saves_killed_at_random_instants_always_load_as_one_complete_save()
     {
         int kills = int.Parse(Environment.GetEnvironmentVariable("LORAGEN_KILL_LOOP_KILLS") ?? "200", CultureInfo.InvariantCulture);
-        var directories = Enumerable.Range(0, Workers).Select(_ => ModelState.NewDirectory()).ToList();
+        var directories = Enumerable.Range(0, Workers).Select(_ => ScratchDirectories.New()).ToList();
         try
         {
             var tallies = new Tally[Workers];

@@ -48,7 +48,7 @@ public sealed class PeftFixtureTests
         // B stored as F16 (values exactly representable), A as F32: LoadAdapter converts to the adapter dtype.
         var header = """{"__metadata__":{"format":"pt"},"base_model.model.proj.lora_A.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"base_model.model.proj.lora_B.weight":{"dtype":"F16","shape":[2,2],"data_offsets":[24,32]}}""";
         var data = Concat(F32(1.0f, 0.5f, -0.5f, -1.25f, 2.0f, 0.75f), F16(0.5f, -1.5f, 2.0f, 0.25f));
-        var directory = ModelState.NewDirectory();
+        var directory = ScratchDirectories.New();
         File.WriteAllBytes(Path.Combine(directory, "adapter_model.safetensors"), Assemble(header, data));
         File.WriteAllText(Path.Combine(directory, "adapter_config.json"), Config, Encoding.UTF8);
         return directory;

@@ -42,7 +42,7 @@ public sealed class PretrainedCheckpointTests
 
     private static string WriteSingle(List<SafetensorsTensor> tensors)
     {
-        string directory = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New();
         SafetensorsWriter.WriteFile(Path.Combine(directory, "model.safetensors"), tensors);
         return directory;
     }
@@ -50,7 +50,7 @@ public sealed class PretrainedCheckpointTests
     // A sharded checkpoint as transformers writes it: shards plus an index mapping every key to its shard.
     private static string WriteSharded(List<SafetensorsTensor> tensors, int shards)
     {
-        string directory = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New();
         var weightMap = new JsonObject();
         int perShard = (tensors.Count + shards - 1) / shards;
         for (int s = 0; s < shards; s++)
@@ -199,7 +199,7 @@ public sealed class PretrainedCheckpointTests
         var model = new Mlp(Width, Hidden, Classes);
         model.ApplyLora();
         Adapters.RandomizeAll(model);
-        string directory = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New();
         model.SavePretrained(directory, maxShardBytes);
 
         var files = Directory.EnumerateFiles(directory, "*.safetensors").Select(Path.GetFileName).Order().ToList();
@@ -231,7 +231,7 @@ public sealed class PretrainedCheckpointTests
     public void A_sharded_save_after_a_single_file_one_leaves_one_checkpoint()
     {
         var model = new Mlp(Width, Hidden, Classes);
-        string directory = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New();
         model.SavePretrained(directory);
         model.SavePretrained(directory, maxShardBytes: 2048);
         Assert.False(File.Exists(Path.Combine(directory, "model.safetensors")));
@@ -244,7 +244,7 @@ public sealed class PretrainedCheckpointTests
     public void Shards_of_two_saves_are_refused()
     {
         var model = new Mlp(Width, Hidden, Classes);
-        string first = ModelState.NewDirectory(), second = ModelState.NewDirectory();
+        string first = ScratchDirectories.New(), second = ScratchDirectories.New();
         model.SavePretrained(first, maxShardBytes: 2048);
         model.SavePretrained(second, maxShardBytes: 2048);
         // As a crash between the renames of the second save would leave it: one shard from the other save.
@@ -259,7 +259,7 @@ public sealed class PretrainedCheckpointTests
         var model = new Mlp(Width, Hidden, Classes);
         model.ApplyLora();
         model.Merge();
-        var error = Assert.Throws<InvalidOperationException>(() => model.SavePretrained(ModelState.NewDirectory()));
+        var error = Assert.Throws<InvalidOperationException>(() => model.SavePretrained(ScratchDirectories.New()));
         Assert.Contains("Unmerge()", error.Message);
         Assert.Throws<InvalidOperationException>(() => model.LoadPretrained(WriteSingle(HuggingFaceTensors())));
     }
@@ -267,7 +267,7 @@ public sealed class PretrainedCheckpointTests
     [Fact]
     public void Nothing_at_the_path_says_what_is_expected()
     {
-        string directory = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New();
         var error = Assert.Throws<FileNotFoundException>(() => new Mlp(Width, Hidden, Classes).LoadPretrained(directory));
         Assert.Contains("neither model.safetensors nor model.safetensors.index.json", error.Message);
         File.WriteAllText(Path.Combine(directory, "model.safetensors.index.json"), "{\"weight_map\": 3}");

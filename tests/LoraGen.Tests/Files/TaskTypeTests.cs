@@ -13,7 +13,7 @@ public sealed class TaskTypeTests
     {
         var model = new Mlp(16, 32, 3);   // Trainable: norm (in each block)
         model.ApplyLora();
-        string directory = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New();
         model.SaveAdapter(directory, new AdapterFileOptions { TaskType = "SEQ_CLS", BaseModelNameOrPath = "org/base" });
 
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, AdapterConfig.FileName)))!;
@@ -31,7 +31,7 @@ public sealed class TaskTypeTests
     {
         var model = new Mlp(16, 32, 3);
         model.ApplyLora();
-        string directory = ModelState.NewDirectory();
+        string directory = ScratchDirectories.New();
         model.SaveAdapter(directory);
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, AdapterConfig.FileName)))!;
         Assert.Null(json["task_type"]);

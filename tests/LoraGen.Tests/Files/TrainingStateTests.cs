@@ -44,7 +44,7 @@ public sealed class DropoutNet : nn.Module<Tensor, Tensor>
 public sealed class GlobalGeneratorCollection;
 
 [Collection(nameof(GlobalGeneratorCollection))]
-public sealed class TrainingStateTests : IDisposable
+public sealed class TrainingStateTests
 {
     private const int Seed = 77;
     private const int StopAt = 6;
@@ -96,22 +96,7 @@ public sealed class TrainingStateTests : IDisposable
         return expected.Zip(actual).All(pair => pair.First.Value.Equals(pair.Second.Value) && Closeness.BitIdentical(pair.Second.Value, pair.First.Value));
     }
 
-    private readonly List<string> directories = [];
-
-    private string NewDirectory()
-    {
-        var directory = ModelState.NewDirectory();
-        directories.Add(directory);
-        return directory;
-    }
-
-    private string NewStatePath() => Path.Combine(NewDirectory(), "training_state.safetensors");
-
-    public void Dispose()
-    {
-        foreach (var directory in directories)
-            Directory.Delete(directory, recursive: true);
-    }
+    private static string NewStatePath() => Path.Combine(ScratchDirectories.New(), "training_state.safetensors");
 
     [Theory]
     [InlineData("AdamW")]
@@ -367,7 +352,7 @@ public sealed class TrainingStateTests : IDisposable
         File.WriteAllBytes(path, edited);
         Assert.Contains("is damaged", Assert.Throws<LoraFileException>(() => model.LoadTrainingState(path, optimizer)).Message);
 
-        var adapterDirectory = NewDirectory();
+        var adapterDirectory = ScratchDirectories.New();
         model.SaveAdapter(adapterDirectory);
         var foreign = Assert.Throws<LoraFileException>(() =>
             model.LoadTrainingState(Path.Combine(adapterDirectory, AdapterFileExtensions.WeightsFileName), optimizer));

@@ -1,5 +1,4 @@
 using LoraGen.Files;
-using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -276,36 +275,29 @@ public sealed class QloraWiringTests
     {
         using var scope = NewDisposeScope();
         var dir = ScratchDirectories.New();
-        try
+        var (qlora, reference) = Pair(QuantizationKind.Nf4);
+        qlora.SaveAdapter(Path.Combine(dir, "q"));
+        reference.SaveAdapter(Path.Combine(dir, "f"));
+        using (var q = SafetensorsReader.Open(Path.Combine(dir, "q", AdapterFileExtensions.WeightsFileName)))
+        using (var f = SafetensorsReader.Open(Path.Combine(dir, "f", AdapterFileExtensions.WeightsFileName)))
         {
-            var (qlora, reference) = Pair(QuantizationKind.Nf4);
-            qlora.SaveAdapter(Path.Combine(dir, "q"));
-            reference.SaveAdapter(Path.Combine(dir, "f"));
-            using (var q = SafetensorsReader.Open(Path.Combine(dir, "q", AdapterFileExtensions.WeightsFileName)))
-            using (var f = SafetensorsReader.Open(Path.Combine(dir, "f", AdapterFileExtensions.WeightsFileName)))
-            {
-                Assert.Equal(f.Tensors.Select(t => t.Name).Order(), q.Tensors.Select(t => t.Name).Order());
-                Assert.DoesNotContain(q.Tensors, t => t.Name.Contains("codes", StringComparison.Ordinal) || t.Name.Contains("absmax", StringComparison.Ordinal));
-            }
-            Assert.Equal(File.ReadAllText(Path.Combine(dir, "f", AdapterConfig.FileName)), File.ReadAllText(Path.Combine(dir, "q", AdapterConfig.FileName)));
-
-            // Onto a float base whose weights are the dequantized ones: the same outputs.
-            var floatModel = new Mlp(3);
-            using (no_grad())
-                foreach (var path in new[] { "fc1", "fc2" })
-                    Module<Linear>(floatModel, path).weight!.copy_(Module<LoraLinear>(qlora, path).QuantizedBase!.Dequantize());
-            floatModel.LoadAdapter(Path.Combine(dir, "q"));
-            var x = randn(4, 64);
-            Closeness.AssertClose(floatModel.call(x), qlora.call(x), 1e-5);
-
-            // The base of a quantized model is not a Hugging Face checkpoint: refused, with the way out.
-            var error = Assert.Throws<InvalidOperationException>(() => qlora.SavePretrained(Path.Combine(dir, "base")));
-            Assert.Contains("QuantizedLinear", error.Message);
+            Assert.Equal(f.Tensors.Select(t => t.Name).Order(), q.Tensors.Select(t => t.Name).Order());
+            Assert.DoesNotContain(q.Tensors, t => t.Name.Contains("codes", StringComparison.Ordinal) || t.Name.Contains("absmax", StringComparison.Ordinal));
         }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        Assert.Equal(File.ReadAllText(Path.Combine(dir, "f", AdapterConfig.FileName)), File.ReadAllText(Path.Combine(dir, "q", AdapterConfig.FileName)));
+
+        // Onto a float base whose weights are the dequantized ones: the same outputs.
+        var floatModel = new Mlp(3);
+        using (no_grad())
+            foreach (var path in new[] { "fc1", "fc2" })
+                Module<Linear>(floatModel, path).weight!.copy_(Module<LoraLinear>(qlora, path).QuantizedBase!.Dequantize());
+        floatModel.LoadAdapter(Path.Combine(dir, "q"));
+        var x = randn(4, 64);
+        Closeness.AssertClose(floatModel.call(x), qlora.call(x), 1e-5);
+
+        // The base of a quantized model is not a Hugging Face checkpoint: refused, with the way out.
+        var error = Assert.Throws<InvalidOperationException>(() => qlora.SavePretrained(Path.Combine(dir, "base")));
+        Assert.Contains("QuantizedLinear", error.Message);
     }
 
     [Theory]
@@ -315,38 +307,31 @@ public sealed class QloraWiringTests
     {
         using var scope = NewDisposeScope();
         var dir = ScratchDirectories.New();
-        try
-        {
-            new Mlp(6).SavePretrained(dir);
+        new Mlp(6).SavePretrained(dir);
 
-            var loaded = new Mlp(0);
-            loaded.LoadPretrained(dir, new PretrainedLoadOptions { Quantize = kind, KeepInFloat = ["head"] });
-            Assert.IsType<QuantizedLinear>(Module<nn.Module>(loaded, "fc1"));
-            Assert.IsType<QuantizedLinear>(Module<nn.Module>(loaded, "fc2"));
-            Assert.IsType<Linear>(Module<nn.Module>(loaded, "head"));
+        var loaded = new Mlp(0);
+        loaded.LoadPretrained(dir, new PretrainedLoadOptions { Quantize = kind, KeepInFloat = ["head"] });
+        Assert.IsType<QuantizedLinear>(Module<nn.Module>(loaded, "fc1"));
+        Assert.IsType<QuantizedLinear>(Module<nn.Module>(loaded, "fc2"));
+        Assert.IsType<Linear>(Module<nn.Module>(loaded, "head"));
 
-            var reference = new Mlp(0);
-            reference.LoadPretrained(dir);
-            foreach (var path in new[] { "fc1", "fc2" })
-                using (var expected = QuantizedLinear.FromLinear(Module<Linear>(reference, path), kind))
-                {
-                    var actual = Module<QuantizedLinear>(loaded, path);
-                    var expectedBuffers = expected.named_buffers().ToDictionary(e => e.name, e => e.buffer);
-                    foreach (var (name, buffer) in actual.named_buffers())
-                        Closeness.AssertBitIdentical(buffer, expectedBuffers[name]);
-                }
-            Closeness.AssertBitIdentical(Module<Linear>(loaded, "head").weight!, Module<Linear>(reference, "head").weight!);
+        var reference = new Mlp(0);
+        reference.LoadPretrained(dir);
+        foreach (var path in new[] { "fc1", "fc2" })
+            using (var expected = QuantizedLinear.FromLinear(Module<Linear>(reference, path), kind))
+            {
+                var actual = Module<QuantizedLinear>(loaded, path);
+                var expectedBuffers = expected.named_buffers().ToDictionary(e => e.name, e => e.buffer);
+                foreach (var (name, buffer) in actual.named_buffers())
+                    Closeness.AssertBitIdentical(buffer, expectedBuffers[name]);
+            }
+        Closeness.AssertBitIdentical(Module<Linear>(loaded, "head").weight!, Module<Linear>(reference, "head").weight!);
 
-            // Then LoRA over it (the QuantizedLinear is wrapped as it is), and a load without Quantize is refused.
-            loaded.ApplyLora(Targets);
-            Assert.NotNull(Module<LoraLinear>(loaded, "fc1").QuantizedBase);
-            var error = Assert.Throws<InvalidOperationException>(() => new Mlp(0).ApplyLoraThen(m => m.LoadPretrained(dir), Quantized()));
-            Assert.Contains("QuantizedLinear", error.Message);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        // Then LoRA over it (the QuantizedLinear is wrapped as it is), and a load without Quantize is refused.
+        loaded.ApplyLora(Targets);
+        Assert.NotNull(Module<LoraLinear>(loaded, "fc1").QuantizedBase);
+        var error = Assert.Throws<InvalidOperationException>(() => new Mlp(0).ApplyLoraThen(m => m.LoadPretrained(dir), Quantized()));
+        Assert.Contains("QuantizedLinear", error.Message);
     }
 }
 

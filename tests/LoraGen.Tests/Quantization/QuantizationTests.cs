@@ -1,5 +1,4 @@
 using LoraGen.Files;
-using LoraGen.TestSupport;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -342,27 +341,20 @@ public sealed class QuantizationTests
         using var b = randn(16);
         using var other = randn(10);
         var path = Path.Combine(ScratchDirectories.New(), "quantized.safetensors");
-        try
-        {
-            SafetensorsWriter.WriteFile(path,
-            [
-                TensorBytes.ToEntry("layers.0.q.weight", w), TensorBytes.ToEntry("layers.0.q.bias", b),
-                TensorBytes.ToEntry("norm.weight", other), TensorBytes.ToEntry("embed.weight", w),
-            ]);
-            using var file = SafetensorsReader.Open(path);
-            using var contents = QuantizedCheckpoint.Read(file, prefix => prefix.StartsWith("layers.", StringComparison.Ordinal), QuantizationKind.Nf4);
-            Assert.Equal(["layers.0.q"], contents.Layers.Keys);
-            Assert.Equal(["embed.weight", "norm.weight"], contents.Tensors.Keys.Order());
-            using var direct = QuantizedLinear.FromWeight(w, b, QuantizationKind.Nf4);
-            using var fromFile = contents.Layers["layers.0.q"].Dequantize();
-            using var expected = direct.Dequantize();
-            Assert.True(fromFile.eq(expected).all().item<bool>());
-            Assert.True(contents.Layers["layers.0.q"].Bias!.eq(b).all().item<bool>());
-            Assert.True(contents.Tensors["norm.weight"].eq(other).all().item<bool>());
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        SafetensorsWriter.WriteFile(path,
+        [
+            TensorBytes.ToEntry("layers.0.q.weight", w), TensorBytes.ToEntry("layers.0.q.bias", b),
+            TensorBytes.ToEntry("norm.weight", other), TensorBytes.ToEntry("embed.weight", w),
+        ]);
+        using var file = SafetensorsReader.Open(path);
+        using var contents = QuantizedCheckpoint.Read(file, prefix => prefix.StartsWith("layers.", StringComparison.Ordinal), QuantizationKind.Nf4);
+        Assert.Equal(["layers.0.q"], contents.Layers.Keys);
+        Assert.Equal(["embed.weight", "norm.weight"], contents.Tensors.Keys.Order());
+        using var direct = QuantizedLinear.FromWeight(w, b, QuantizationKind.Nf4);
+        using var fromFile = contents.Layers["layers.0.q"].Dequantize();
+        using var expected = direct.Dequantize();
+        Assert.True(fromFile.eq(expected).all().item<bool>());
+        Assert.True(contents.Layers["layers.0.q"].Bias!.eq(b).all().item<bool>());
+        Assert.True(contents.Tensors["norm.weight"].eq(other).all().item<bool>());
     }
 }

@@ -1,5 +1,4 @@
 using LoraGen.Files;
-using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using LoraGen.Files;
-using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -141,75 +140,61 @@ public sealed class DoraTests
     {
         // PEFT's layout: keys without the adapter name, the magnitude a bare tensor "lora_magnitude_vector".
         var dir = ScratchDirectories.New();
-        try
-        {
-            File.WriteAllText(Path.Combine(dir, AdapterConfig.FileName), """
-                {"peft_type": "LORA", "r": 2, "lora_alpha": 3, "target_modules": ["0"], "use_dora": true,
-                 "init_lora_weights": true, "bias": "none", "fan_in_fan_out": false, "lora_dropout": 0.0}
-                """);
-            float[] a = [0.5f, -1, 0.25f, 2, 1, 0.5f, -0.5f, 1.5f, -2, 0.75f, 0, 1];          // [2, 6]
-            float[] b = [1, 0, 0.5f, -1, -0.25f, 2, 1, 1];                                        // [4, 2]
-            float[] m = [1.5f, 0.25f, 3, 0.8f];                                                   // [4]
-            static SafetensorsTensor Entry(string key, float[] values, long[] shape) =>
-                new(key, SafetensorsDType.F32, shape, () => MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
-            SafetensorsWriter.WriteFile(Path.Combine(dir, AdapterFileExtensions.WeightsFileName),
-            [
-                Entry("base_model.model.0.lora_A.weight", a, [2, 6]),
-                Entry("base_model.model.0.lora_B.weight", b, [4, 2]),
-                Entry("base_model.model.0.lora_magnitude_vector", m, [4]),
-            ]);
+        File.WriteAllText(Path.Combine(dir, AdapterConfig.FileName), """
+            {"peft_type": "LORA", "r": 2, "lora_alpha": 3, "target_modules": ["0"], "use_dora": true,
+             "init_lora_weights": true, "bias": "none", "fan_in_fan_out": false, "lora_dropout": 0.0}
+            """);
+        float[] a = [0.5f, -1, 0.25f, 2, 1, 0.5f, -0.5f, 1.5f, -2, 0.75f, 0, 1];          // [2, 6]
+        float[] b = [1, 0, 0.5f, -1, -0.25f, 2, 1, 1];                                        // [4, 2]
+        float[] m = [1.5f, 0.25f, 3, 0.8f];                                                   // [4]
+        static SafetensorsTensor Entry(string key, float[] values, long[] shape) =>
+            new(key, SafetensorsDType.F32, shape, () => MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+        SafetensorsWriter.WriteFile(Path.Combine(dir, AdapterFileExtensions.WeightsFileName),
+        [
+            Entry("base_model.model.0.lora_A.weight", a, [2, 6]),
+            Entry("base_model.model.0.lora_B.weight", b, [4, 2]),
+            Entry("base_model.model.0.lora_magnitude_vector", m, [4]),
+        ]);
 
-            manual_seed(6);
-            var model = nn.Sequential(nn.Linear(6, 4));
-            var plain = (Linear)model[0];
-            var w = plain.weight!.detach().to(ScalarType.Float64);
-            var bias = plain.bias!.detach().to(ScalarType.Float64);
-            model.LoadAdapter(dir);
-            var layer = Assert.IsAssignableFrom<LoraLayer>(model[0]);
-            Assert.True(layer.ConfigOf("default").UseDora);
+        manual_seed(6);
+        var model = nn.Sequential(nn.Linear(6, 4));
+        var plain = (Linear)model[0];
+        var w = plain.weight!.detach().to(ScalarType.Float64);
+        var bias = plain.bias!.detach().to(ScalarType.Float64);
+        model.LoadAdapter(dir);
+        var layer = Assert.IsAssignableFrom<LoraLayer>(model[0]);
+        Assert.True(layer.ConfigOf("default").UseDora);
 
-            // The fixture's outputs: PEFT's math on the fixture's numbers, s = 3/2.
-            var expectedWeight = DoraWeight(w, tensor(a, ScalarType.Float64).reshape(2, 6), tensor(b, ScalarType.Float64).reshape(4, 2), tensor(m, ScalarType.Float64), 1.5);
-            var x = randn(3, 6);
-            Closeness.AssertClose(model.call(x).to(ScalarType.Float64), x.to(ScalarType.Float64).matmul(expectedWeight.t()) + bias, 1e-5);
+        // The fixture's outputs: PEFT's math on the fixture's numbers, s = 3/2.
+        var expectedWeight = DoraWeight(w, tensor(a, ScalarType.Float64).reshape(2, 6), tensor(b, ScalarType.Float64).reshape(4, 2), tensor(m, ScalarType.Float64), 1.5);
+        var x = randn(3, 6);
+        Closeness.AssertClose(model.call(x).to(ScalarType.Float64), x.to(ScalarType.Float64).matmul(expectedWeight.t()) + bias, 1e-5);
 
-            // Saved again, the same keys come back.
-            var again = Path.Combine(dir, "again");
-            model.SaveAdapter(again);
-            using var reader = SafetensorsReader.Open(Path.Combine(again, AdapterFileExtensions.WeightsFileName));
-            Assert.Equal(["base_model.model.0.lora_A.weight", "base_model.model.0.lora_B.weight", "base_model.model.0.lora_magnitude_vector"],
-                reader.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
-            Assert.True(AdapterConfig.Read(Path.Combine(again, AdapterConfig.FileName)).UseDora);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        // Saved again, the same keys come back.
+        var again = Path.Combine(dir, "again");
+        model.SaveAdapter(again);
+        using var reader = SafetensorsReader.Open(Path.Combine(again, AdapterFileExtensions.WeightsFileName));
+        Assert.Equal(["base_model.model.0.lora_A.weight", "base_model.model.0.lora_B.weight", "base_model.model.0.lora_magnitude_vector"],
+            reader.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+        Assert.True(AdapterConfig.Read(Path.Combine(again, AdapterConfig.FileName)).UseDora);
     }
 
     [Fact]
     public void A_magnitude_without_use_dora_is_refused()
     {
         var dir = ScratchDirectories.New();
-        try
-        {
-            File.WriteAllText(Path.Combine(dir, AdapterConfig.FileName), """{"peft_type": "LORA", "r": 1, "lora_alpha": 1, "target_modules": ["0"]}""");
-            float[] one = [1, 1];
-            SafetensorsWriter.WriteFile(Path.Combine(dir, AdapterFileExtensions.WeightsFileName),
-            [
-                new("base_model.model.0.lora_A.weight", SafetensorsDType.F32, [1, 2], () => MemoryMarshal.AsBytes(one.AsSpan()).ToArray()),
-                new("base_model.model.0.lora_B.weight", SafetensorsDType.F32, [2, 1], () => MemoryMarshal.AsBytes(one.AsSpan()).ToArray()),
-                new("base_model.model.0.lora_magnitude_vector", SafetensorsDType.F32, [2], () => MemoryMarshal.AsBytes(one.AsSpan()).ToArray()),
-            ]);
-            var model = nn.Sequential(nn.Linear(2, 2));
-            var error = Assert.Throws<LoraFileException>(() => model.LoadAdapter(dir));
-            Assert.Contains("does not say use_dora", error.Message, StringComparison.Ordinal);
-            Assert.IsType<Linear>(model[0]);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        File.WriteAllText(Path.Combine(dir, AdapterConfig.FileName), """{"peft_type": "LORA", "r": 1, "lora_alpha": 1, "target_modules": ["0"]}""");
+        float[] one = [1, 1];
+        SafetensorsWriter.WriteFile(Path.Combine(dir, AdapterFileExtensions.WeightsFileName),
+        [
+            new("base_model.model.0.lora_A.weight", SafetensorsDType.F32, [1, 2], () => MemoryMarshal.AsBytes(one.AsSpan()).ToArray()),
+            new("base_model.model.0.lora_B.weight", SafetensorsDType.F32, [2, 1], () => MemoryMarshal.AsBytes(one.AsSpan()).ToArray()),
+            new("base_model.model.0.lora_magnitude_vector", SafetensorsDType.F32, [2], () => MemoryMarshal.AsBytes(one.AsSpan()).ToArray()),
+        ]);
+        var model = nn.Sequential(nn.Linear(2, 2));
+        var error = Assert.Throws<LoraFileException>(() => model.LoadAdapter(dir));
+        Assert.Contains("does not say use_dora", error.Message, StringComparison.Ordinal);
+        Assert.IsType<Linear>(model[0]);
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using LoraGen.Files;
-using LoraGen.TestSupport;
 using LoraGen.Tests.Support;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -68,23 +67,16 @@ public sealed class PissaOloraTests
         Assert.True((trained - before).abs().max().item<float>() > 1e-3);
 
         var dir = ScratchDirectories.New();
-        try
-        {
-            model.SaveAdapter(dir);
-            var saved = AdapterConfig.Read(Path.Combine(dir, AdapterConfig.FileName));
-            Assert.Equal(6, saved.Rank);        // 2r
-            Assert.Equal(12, saved.Alpha);      // alpha doubled: the scaling stays 2
-            Assert.Equal("true", saved.InitLoraWeights);
+        model.SaveAdapter(dir);
+        var saved = AdapterConfig.Read(Path.Combine(dir, AdapterConfig.FileName));
+        Assert.Equal(6, saved.Rank);        // 2r
+        Assert.Equal(12, saved.Alpha);      // alpha doubled: the scaling stays 2
+        Assert.Equal("true", saved.InitLoraWeights);
 
-            var onOriginal = Original();
-            onOriginal.LoadAdapter(dir);
-            onOriginal.eval();
-            Closeness.AssertClose(onOriginal.call(x), trained, 1e-4);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        var onOriginal = Original();
+        onOriginal.LoadAdapter(dir);
+        onOriginal.eval();
+        Closeness.AssertClose(onOriginal.call(x), trained, 1e-4);
     }
 
     [Fact]
