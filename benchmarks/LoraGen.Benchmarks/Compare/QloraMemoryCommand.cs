@@ -10,13 +10,19 @@ namespace LoraGen.Benchmarks.Compare;
 /// <summary>
 /// <c>qlora-memory [--workloads mlp,bert] [--modes full,lora,int8,nf4,nf4-dq] [--steps 20] [--warm-steps 60]
 /// [--allocators glibc,mmap128k] [--threads 1]</c>: issue 19's table. Per workload, allocator and mode, in a process of
-/// its own: frozen-weight bytes, the tensors kept between steps (<see cref="TrainingMemory"/>), peak RSS while building
+/// its own: frozen-weight bytes, the tensors kept between steps (<see cref="TrainingMemory"/>), peak RSS while loading
 /// the model, peak RSS while training, and the median step. <c>full</c> trains every parameter; <c>lora</c> is the
 /// workload's LoRA over float32; the QLoRA modes are the same LoRA with <c>LoraOptions { Quantize = kind,
 /// QuantizeFrozenLinears = true }</c> (every frozen Linear quantized); <c>nf4-emb</c> (not in the default list) adds
 /// <c>QuantizeFrozenEmbeddings</c>.
 /// </summary>
 /// <remarks>
+/// <para>Every mode fine-tunes a pretrained model, as QLoRA is used: this process writes the workload's weights (seed 0)
+/// as a Hugging Face checkpoint in a scratch folder, and each child builds the model with
+/// <see cref="EmptyWeights"/> and <see cref="CheckpointExtensions.LoadPretrained"/> from it, the QLoRA modes with
+/// <c>PretrainedLoadOptions { Quantize = kind }</c>, so their float weights never exist whole (the issue's "loading
+/// straight into 4-bit"; the build peak shows it). A child started by hand without <c>--pretrained DIR</c> builds the
+/// model in float instead and lets ApplyLora quantize it.</para>
 /// <para>What "over baseline" means: before measuring, the process trains the same workload in the same mode
 /// (<c>--warm-steps</c>, enough for .NET's tiered JIT to finish compiling the step's code), disposes it and hands freed
 /// memory back to the OS (<see cref="Rss.ReleaseFreeMemory"/>); the baseline is the resident set then. So the runtime,
@@ -44,24 +50,50 @@ public static class QloraMemoryCommand
     public static int Run(Arguments args)
     {
         var steps = args.Number("steps", 20);
+        if (steps < 3)
+            throw new ArgumentException($"--steps {steps}: the median step leaves out the first two, so at least 3 are needed");
         var warmSteps = args.Number("warm-steps", 60);
         var threads = args.Number("threads", 1);
         var mode = args.Text("mode", "");
         if (mode.Length > 0)
-            return Measure(Workloads.Workloads.Named(args.Text("workload", "mlp")), mode, steps, warmSteps, threads);
-        foreach (var workload in args.Text("workloads", "mlp,bert").Split(','))
-            foreach (var allocator in args.Text("allocators", "glibc,mmap128k").Split(','))
-                foreach (var each in args.Text("modes", string.Join(',', AllModes)).Split(','))
-                {
-                    if (!Allocators.TryGetValue(allocator, out var tunables))
-                        throw new ArgumentException($"unknown allocator '{allocator}': use {string.Join(" or ", Allocators.Keys)}");
-                    var environment = tunables.Length > 0 ? new Dictionary<string, string> { ["GLIBC_TUNABLES"] = tunables } : null;
-                    foreach (var line in ChildProcess.Run(environment, "qlora-memory", "--workload", workload, "--mode", each,
-                                 "--steps", Invariant(steps), "--warm-steps", Invariant(warmSteps),
-                                 "--threads", Invariant(threads)))
-                        Console.WriteLine(line);
-                }
+        {
+            var pretrained = args.Text("pretrained", "");
+            return Measure(Workloads.Workloads.Named(args.Text("workload", "mlp")), mode, steps, warmSteps, threads,
+                pretrained.Length > 0 ? pretrained : null);
+        }
+        foreach (var workload in args.Text("workloads", "mlp,bert").Split(',').Select(Workloads.Workloads.Named))
+        {
+            var checkpoint = WriteCheckpoint(workload);
+            try
+            {
+                foreach (var allocator in args.Text("allocators", "glibc,mmap128k").Split(','))
+                    foreach (var each in args.Text("modes", string.Join(',', AllModes)).Split(','))
+                    {
+                        if (!Allocators.TryGetValue(allocator, out var tunables))
+                            throw new ArgumentException($"unknown allocator '{allocator}': use {string.Join(" or ", Allocators.Keys)}");
+                        var environment = tunables.Length > 0 ? new Dictionary<string, string> { ["GLIBC_TUNABLES"] = tunables } : null;
+                        foreach (var line in ChildProcess.Run(environment, "qlora-memory", "--workload", workload.Name, "--mode", each,
+                                     "--steps", Invariant(steps), "--warm-steps", Invariant(warmSteps),
+                                     "--threads", Invariant(threads), "--pretrained", checkpoint))
+                            Console.WriteLine(line);
+                    }
+            }
+            finally
+            {
+                Directory.Delete(checkpoint, recursive: true);
+            }
+        }
         return 0;
+    }
+
+    // The workload's weights (seed 0, as TrainingSession builds them) as a Hugging Face checkpoint in a new scratch folder.
+    private static string WriteCheckpoint(Workload workload)
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"loragen-qlora-memory-{workload.Name}-{Guid.NewGuid():N}");
+        manual_seed(0);
+        using var model = workload.CreateModel();
+        model.SavePretrained(folder);
+        return folder;
     }
 
     private static (TrainingMode Mode, QuantizationKind Quantize, bool Embeddings) Parse(string mode) => mode switch
@@ -85,12 +117,12 @@ public static class QloraMemoryCommand
         return Allocators.FirstOrDefault(entry => entry.Value == tunables).Key ?? "custom";
     }
 
-    private static int Measure(Workload workload, string mode, int steps, int warmSteps, int threads)
+    private static int Measure(Workload workload, string mode, int steps, int warmSteps, int threads, string? pretrained)
     {
         var allocator = AllocatorOfThisProcess();
         TorchThreads.Set(threads);
         var (training, quantize, embeddings) = Parse(mode);
-        using (var warm = new TrainingSession(workload, training, quantize, embeddings))
+        using (var warm = new TrainingSession(workload, training, quantize, embeddings, pretrained))
             for (var i = 0; i < warmSteps; i++)
                 warm.Step();
         Rss.ReleaseFreeMemory();
@@ -98,7 +130,7 @@ public static class QloraMemoryCommand
         var (baselineInUse, _) = Rss.MallocBytes();
         Rss.ResetPeak();
 
-        using var session = new TrainingSession(workload, training, quantize, embeddings);
+        using var session = new TrainingSession(workload, training, quantize, embeddings, pretrained);
         var buildPeak = Rss.PeakBytes();
         Rss.ReleaseFreeMemory();
         var built = Rss.CurrentBytes();

@@ -31,14 +31,17 @@ public sealed class TrainingSession : IDisposable
     /// format (QLoRA, <see cref="LoraOptions.Quantize"/>); <see cref="QuantizationKind.None"/>: float32.</param>
     /// <param name="quantizeEmbeddings">With <paramref name="quantize"/>: the frozen embeddings too
     /// (<see cref="LoraOptions.QuantizeFrozenEmbeddings"/>).</param>
-    public TrainingSession(Workload workload, TrainingMode mode, QuantizationKind quantize = QuantizationKind.None, bool quantizeEmbeddings = false)
+    /// <param name="pretrained">A Hugging Face checkpoint of the workload's model: built without weights and loaded from
+    /// it, with <paramref name="quantize"/> straight into quantized Linears; null: built with new (seeded) weights.</param>
+    public TrainingSession(Workload workload, TrainingMode mode, QuantizationKind quantize = QuantizationKind.None,
+        bool quantizeEmbeddings = false, string? pretrained = null)
     {
         if (quantize != QuantizationKind.None && mode != TrainingMode.Lora)
             throw new ArgumentException($"a quantized base is for LoRA training, not {mode}", nameof(quantize));
         Workload = workload;
         Mode = mode;
         manual_seed(0);
-        Model = workload.CreateModel();
+        Model = pretrained is null ? workload.CreateModel() : Load(workload, pretrained, quantize);
         if (mode != TrainingMode.Full)
             workload.ApplyLora(Model, new LoraOptions { Quantize = quantize, QuantizeFrozenLinears = true, QuantizeFrozenEmbeddings = quantizeEmbeddings });
         if (mode == TrainingMode.Dora)
@@ -51,6 +54,13 @@ public sealed class TrainingSession : IDisposable
         Optimizer = optim.AdamW(Parameters, lr: 1e-4);
         (input, target) = workload.CreateBatch();
         Model.train();
+    }
+
+    private static nn.Module<Tensor, Tensor> Load(Workload workload, string pretrained, QuantizationKind quantize)
+    {
+        var model = EmptyWeights.Create(workload.CreateModel);
+        model.LoadPretrained(pretrained, new PretrainedLoadOptions { Quantize = quantize, KeepInFloat = workload.LinearsTrainedInFull });
+        return model;
     }
 
     public Workload Workload { get; }

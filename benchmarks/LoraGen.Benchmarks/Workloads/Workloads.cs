@@ -41,7 +41,8 @@ public static class Workloads
         () => (
             randint(SpamFilterBert.Vocabulary, [BertBatch, BertSequenceLength]),
             randint(SpamFilterBert.Labels, [BertBatch])),
-        (logits, labels) => nn.functional.cross_entropy(logits, labels));
+        (logits, labels) => nn.functional.cross_entropy(logits, labels),
+        TrainedInFull: ["classifier"]);
 
     /// <summary>Sequences per batch of workload (c).</summary>
     public const int BertBatch = 16;

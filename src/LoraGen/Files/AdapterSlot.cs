@@ -88,15 +88,15 @@ internal static class TensorLoader
         if (missing.Count + unexpected.Count + mismatched.Count > 0)
             throw new LoraFileException(Describe(what, missing, unexpected, mismatched, advice));
 
-        // Tensor by tensor, so the extra memory is one tensor, not the file. The first pass reads and converts
-        // everything and keeps nothing: a file that cannot be read to the end fails there, with nothing changed.
-        // The second pass does the same and copies.
+        // Tensor by tensor, through one reused buffer, so the extra memory is one tensor, not the file. The first
+        // pass reads and converts everything and keeps nothing: a file that cannot be read to the end fails there,
+        // with nothing changed. The second pass does the same and copies.
+        using var staging = new StagingBuffers();
         foreach (bool copy in new[] { false, true })
         {
             foreach (var (key, target) in targets)
             {
-                var info = file.Find(key)!;
-                using var raw = TensorBytes.Read(file, info);
+                using var raw = staging.Read(file, file.Find(key)!);
                 var into = copy && meta is not null ? meta.Destination(target) : target;
                 using var value = raw.to(into.dtype, into.is_meta ? CPU : into.device);
                 if (copy)

@@ -221,6 +221,7 @@ public static class CheckpointExtensions
             "Map the file's keys to the model's paths with PretrainedLoadOptions (RemovePrefix, AddPrefix, Rename), list what may " +
             "be left over or missing in AllowUnexpected / AllowMissing, and Linears to keep in float in KeepInFloat.", meta);
 
+        using var staging = new StagingBuffers();
         foreach (var (edge, slot, weightInfo, biasInfo) in planned)
         {
             QuantizedLinear quantized;
@@ -233,7 +234,7 @@ public static class CheckpointExtensions
             }
             else
             {
-                using var weight = TensorBytes.Read(files, weightInfo);
+                using var weight = staging.Read(files, weightInfo);
                 using var bias = biasInfo is null ? null : TensorBytes.Read(files, biasInfo);
                 using var ownBias = bias is null && edge.Module is TorchSharp.Modules.Linear { bias: { } kept } ? kept.detach() : null;
                 quantized = QuantizedLinear.FromWeight(weight, bias ?? ownBias, kind);

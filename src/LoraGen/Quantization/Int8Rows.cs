@@ -12,13 +12,30 @@ internal static class Int8Rows
 {
     internal const float InverseOf127 = 7.874015718698502e-3f;
 
+    // Rows quantized at a time: about 64 Ki weights (256 KiB of float32 temporaries), at least one row.
+    private const long ChunkValues = 1 << 16;
+
+    /// <summary>Codes int8 [out, in] and the row absmax float32 [out], computed a few rows at a time so the float
+    /// temporaries (|w|, w · scale) are ~256 KiB, not two copies of the weight: loading straight into int8 then peaks
+    /// near the codes plus the weight being read.</summary>
     public static (Tensor Codes, Tensor RowAbsmax) Quantize(Tensor weight)
     {
         using var scope = NewDisposeScope();
         var w = weight.detach().to(ScalarType.Float32).reshape(weight.shape[0], -1);
-        var absmax = w.abs().amax([1]);
-        var scale = where(absmax == 0, zeros_like(absmax), absmax.reciprocal() * 127.0);
-        var codes = (w * scale.unsqueeze(1)).round_().clamp_(-127, 127).to(ScalarType.Int8);
+        long rows = w.shape[0], columns = w.shape[1];
+        var codes = empty(rows, columns, ScalarType.Int8, device: w.device);
+        var absmax = empty(rows, ScalarType.Float32, device: w.device);
+        long chunkRows = Math.Max(1, ChunkValues / Math.Max(1, columns));
+        for (long first = 0; first < rows; first += chunkRows)
+        {
+            using var chunk = NewDisposeScope();
+            long count = Math.Min(chunkRows, rows - first);
+            var part = w.narrow(0, first, count);
+            var rowAbsmax = part.abs().amax([1]);
+            var scale = where(rowAbsmax == 0, zeros_like(rowAbsmax), rowAbsmax.reciprocal() * 127.0);
+            absmax.narrow(0, first, count).copy_(rowAbsmax);
+            codes.narrow(0, first, count).copy_((part * scale.unsqueeze(1)).round_().clamp_(-127, 127));
+        }
         return (codes.MoveToOuterDisposeScope(), absmax.MoveToOuterDisposeScope());
     }
 

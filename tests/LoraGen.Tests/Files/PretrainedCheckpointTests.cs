@@ -122,6 +122,22 @@ public sealed class PretrainedCheckpointTests
     }
 
     [Fact]
+    public void A_file_that_mixes_dtypes_and_sizes_loads_every_value_from_its_own_tensor()
+    {
+        // Large and small tensors alternate in two dtypes, so each value is read through a buffer an earlier, larger
+        // tensor of the same dtype left behind: a stale byte from the earlier tensor would show as a wrong value.
+        var tensors = MlpKeys.Select((entry, i) => Tensor(i, entry.Key, entry.Shape, i % 3 == 0 ? SafetensorsDType.F64 : SafetensorsDType.F32))
+            .ToList();
+        var model = new Mlp(Width, Hidden, Classes);
+        model.LoadPretrained(WriteSingle(tensors));
+        AssertHolds(model, key => key);
+
+        var empty = EmptyWeights.Create(() => new Mlp(Width, Hidden, Classes));
+        empty.LoadPretrained(WriteSingle(tensors));
+        AssertHolds(empty, key => key);
+    }
+
+    [Fact]
     public void Missing_unexpected_and_mismatched_keys_are_listed_together_and_nothing_changes()
     {
         var tensors = HuggingFaceTensors();
