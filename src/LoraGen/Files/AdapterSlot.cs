@@ -88,23 +88,34 @@ internal static class TensorLoader
         if (missing.Count + unexpected.Count + mismatched.Count > 0)
             throw new LoraFileException(Describe(what, missing, unexpected, mismatched, advice));
 
-        // Tensor by tensor, through one reused buffer, so the extra memory is one tensor, not the file. The first
-        // pass reads and converts everything and keeps nothing: a file that cannot be read to the end fails there,
-        // with nothing changed. The second pass does the same and copies.
-        using var staging = new StagingBuffers();
-        foreach (bool copy in new[] { false, true })
+        // Tensor by tensor, so the extra memory is about one tensor, not the file. The first pass reads and converts
+        // everything and keeps nothing: a file that cannot be read to the end fails there, with nothing changed.
+        using (var staging = new StagingBuffers())
         {
             foreach (var (key, target) in targets)
             {
                 using var raw = staging.Read(file, file.Find(key)!);
-                var into = copy && meta is not null ? meta.Destination(target) : target;
-                using var value = raw.to(into.dtype, into.is_meta ? CPU : into.device);
-                if (copy)
+                using var converted = raw.to(target.dtype, target.is_meta ? CPU : target.device);
+            }
+        }
+        // The second pass copies. A meta target's new CPU tensor in the file's dtype is read straight into (no
+        // second copy of the tensor alive); anything else goes through a buffer and copy_, which converts.
+        using (var staging = new StagingBuffers())
+        {
+            foreach (var (key, target) in targets)
+            {
+                var info = file.Find(key)!;
+                var into = meta is not null ? meta.Destination(target) : target;
+                bool fresh = !ReferenceEquals(into, target);   // (a tied meta target is disposed once replaced)
+                if (fresh && into.dtype == TensorBytes.ToTorch(info.DType))
+                    file.ReadInto(info, into.bytes);
+                else
                 {
+                    using var raw = staging.Read(file, info);
                     using (no_grad())
-                        into.copy_(value);
-                    meta?.Copied(target);
+                        into.copy_(raw);
                 }
+                meta?.Copied(target);
             }
         }
     }
