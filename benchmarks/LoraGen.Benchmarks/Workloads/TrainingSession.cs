@@ -59,7 +59,7 @@ public sealed class TrainingSession : IDisposable
     private static nn.Module<Tensor, Tensor> Load(Workload workload, string pretrained, QuantizationKind quantize)
     {
         var model = EmptyWeights.Create(workload.CreateModel);
-        model.LoadPretrained(pretrained, new PretrainedLoadOptions { Quantize = quantize, KeepInFloat = workload.LinearsTrainedInFull });
+        model.LoadPretrained(pretrained, new PretrainedLoadOptions { Quantize = quantize, KeepInFloat = workload.TrainedInFull ?? [] });
         return model;
     }
 

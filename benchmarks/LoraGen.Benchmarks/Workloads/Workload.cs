@@ -10,7 +10,7 @@ namespace LoraGen.Benchmarks.Workloads;
 /// <param name="Loss">The loss of the model's output against the target.</param>
 /// <param name="Adapters">What LoRA adapts, by run-time targeting; null: the model's <c>[LoraTarget]</c> attributes.</param>
 /// <param name="TrainedInFull">Linears LoRA trains in full (a new head), by name: a load that quantizes keeps them in
-/// float (<see cref="PretrainedLoadOptions.KeepInFloat"/>).</param>
+/// float (<see cref="PretrainedLoadOptions.KeepInFloat"/>); null: none.</param>
 public sealed record Workload(
     string Name,
     Func<nn.Module<Tensor, Tensor>> CreateModel,
@@ -19,9 +19,6 @@ public sealed record Workload(
     AdapterConfig? Adapters = null,
     IReadOnlyList<string>? TrainedInFull = null)
 {
-    /// <summary><see cref="TrainedInFull"/>, or none.</summary>
-    public IReadOnlyList<string> LinearsTrainedInFull => TrainedInFull ?? [];
-
     /// <summary>Wraps the workload's LoRA targets in <paramref name="model"/> and freezes the rest.</summary>
     public LoraReport ApplyLora(nn.Module model, LoraOptions? options = null) =>
         Adapters is null ? model.ApplyLora(options) : model.ApplyLora(Adapters, options);

@@ -18,7 +18,7 @@ internal static class Int8Rows
 
     /// <summary>Codes int8 [out, in] and the row absmax float32 [out]. On the CPU a few rows at a time, so the float
     /// temporaries (|w|, w · scale) are ~256 KiB, not two copies of the weight left as holes in glibc's heap: loading
-    /// straight into int8 then peaks near the codes plus the weight being read (workload (a): 13.7 MB over the
+    /// straight into int8 then peaks near the codes plus the weight being read (workload (a): about 14 MB over the
     /// baseline, 35.4 MB with whole-weight temporaries).</summary>
     public static (Tensor Codes, Tensor RowAbsmax) Quantize(Tensor weight)
     {
