@@ -27,17 +27,7 @@ internal sealed class StagingBuffers : IDisposable
             buffers[dtype] = buffer;
         }
         using var flat = buffer.narrow(0, 0, count);
-        var view = flat.view(info.Shape.ToArray());
-        try
-        {
-            file.ReadInto(info, view.bytes);
-            return view;
-        }
-        catch
-        {
-            view.Dispose();
-            throw;
-        }
+        return TensorBytes.ReadInto(file, info, flat.view(info.Shape.ToArray()));
     }
 
     public void Dispose()

@@ -73,9 +73,13 @@ internal static class TensorBytes
 
     /// <summary>A new CPU tensor read straight from <paramref name="file"/> into its own memory (no managed copy);
     /// the caller disposes it.</summary>
-    public static Tensor Read(ITensorSource file, SafetensorsTensorInfo info)
+    public static Tensor Read(ITensorSource file, SafetensorsTensorInfo info) =>
+        ReadInto(file, info, empty(info.Shape.ToArray(), ToTorch(info.DType), device: CPU));
+
+    /// <summary>Reads <paramref name="info"/> into <paramref name="tensor"/> (contiguous, on the CPU, of its dtype and
+    /// size) and returns it; disposes it if the read fails.</summary>
+    public static Tensor ReadInto(ITensorSource file, SafetensorsTensorInfo info, Tensor tensor)
     {
-        var tensor = empty(info.Shape.ToArray(), ToTorch(info.DType), device: CPU);
         try
         {
             file.ReadInto(info, tensor.bytes);
