@@ -77,6 +77,34 @@ public sealed class EmptyWeightsTests
     }
 
     [Fact]
+    public void A_file_that_mixes_dtypes_loads_the_same_bits_into_an_empty_model_as_into_a_built_one()
+    {
+        // Every other tensor stored as float64 (exact for float32 values): the float32 ones are read straight into
+        // the empty model's new tensors, the float64 ones through a buffer and converted.
+        manual_seed(4);
+        var source = new Encoder();
+        var tensors = source.state_dict().Select((entry, i) =>
+        {
+            using var cpu = entry.Value.detach().contiguous();
+            bool wide = i % 2 == 0;
+            using var stored = wide ? cpu.to(ScalarType.Float64) : cpu.clone();
+            byte[] bytes = stored.bytes.ToArray();
+            return new SafetensorsTensor(entry.Key, wide ? SafetensorsDType.F64 : SafetensorsDType.F32, stored.shape, () => bytes);
+        }).ToList();
+        var dir = ScratchDirectories.New();
+        SafetensorsWriter.WriteFile(Path.Combine(dir, "model.safetensors"), tensors);
+
+        using var built = new Encoder();
+        built.LoadPretrained(dir);
+        using var empty = EmptyWeights.Create(() => new Encoder());
+        empty.LoadPretrained(dir);
+        var expected = source.state_dict();
+        foreach (var model in new[] { built, empty })
+            foreach (var (name, value) in model.state_dict())
+                Closeness.AssertBitIdentical(value, expected[name]);
+    }
+
+    [Fact]
     public void LoadPretrained_with_Quantize_builds_the_quantized_layers_from_the_file_alone()
     {
         var dir = ScratchDirectories.New();
