@@ -38,11 +38,9 @@ public static class EmptyWeights
             try
             {
                 var model = build();
-                // TorchSharp's native layers (Embedding, ...) make their weight on the CPU and then move it to the
-                // default device; the CPU tensor's wrapper is dropped, not disposed, so its memory (the whole weight)
-                // lives until the GC finalizes it. Collect now, before a load needs that memory.
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
+                // TorchSharp's native layers (Embedding, ...) make their weight on the CPU and keep it after the move
+                // to meta, in a registry nothing reads: free it before a load needs that memory.
+                StaleNativeTensors.Release(model);
                 return model;
             }
             finally

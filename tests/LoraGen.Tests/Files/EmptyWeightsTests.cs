@@ -52,6 +52,24 @@ public sealed class EmptyWeightsTests
         Assert.Equal(DeviceType.CPU, zeros(1).device_type);
     }
 
+    /// <summary>TorchSharp's native Embedding is made with its weight on the CPU; after the move to meta, libtorch's own
+    /// registry of the layer still held that CPU tensor (the whole weight, as long as the layer lived). Read here through
+    /// the protected method TorchSharp itself reads that registry with.</summary>
+    [Fact]
+    public void Create_leaves_no_CPU_copy_of_a_native_layer_s_weight()
+    {
+        using var model = EmptyWeights.Create(() => new Encoder());
+        var nativeRegistry = typeof(nn.Module).GetMethod("_named_parameters",
+            System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic, Type.EmptyTypes)!;
+        var embedding = model.named_modules().Single(m => m.name == "embed").module;
+
+        var held = ((string Name, Parameter Tensor)[])nativeRegistry.Invoke(embedding, null)!;
+
+        Assert.Equal("weight", Assert.Single(held).Name);
+        using var weight = held[0].Tensor;
+        Assert.True(weight.is_meta || weight.numel() == 0, $"the native registry holds a {weight.device_type} weight of {weight.numel()} values");
+    }
+
     [Fact]
     public void LoadPretrained_fills_an_empty_model_with_the_same_bits_as_a_built_one()
     {
