@@ -24,35 +24,31 @@ internal static class StaleNativeTensors
     private static readonly MethodInfo? NativeBuffers = typeof(nn.Module).GetMethod("_named_buffers", Protected, Type.EmptyTypes);
 
     /// <summary>For every module of <paramref name="model"/>: a tensor with data in the native registry whose
-    /// TorchSharp counterpart (same name) is on the meta device gets an empty storage. Returns the bytes freed.</summary>
-    public static long Release(nn.Module model)
+    /// TorchSharp counterpart (same name) is on the meta device gets an empty storage.</summary>
+    public static void Release(nn.Module model)
     {
         if (NativeParameters is null || NativeBuffers is null)
-            return 0;   // another TorchSharp: nothing to reach, and nothing worse than before
-        long freed = 0;
+            return;   // another TorchSharp: nothing to reach, and nothing worse than before
         foreach (var module in model.named_modules().Select(entry => entry.module).Prepend(model))
         {
             var parameters = module.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter, StringComparer.Ordinal);
             var buffers = module.named_buffers().ToDictionary(b => b.name, b => b.buffer, StringComparer.Ordinal);
             foreach (var (name, native) in (ValueTuple<string, Parameter>[])NativeParameters.Invoke(module, null)!)
-                freed += ReleaseIfStale(native, parameters.GetValueOrDefault(name));
+                ReleaseIfStale(native, parameters.GetValueOrDefault(name));
             foreach (var (name, native) in (ValueTuple<string, Tensor>[])NativeBuffers.Invoke(module, null)!)
-                freed += ReleaseIfStale(native, buffers.GetValueOrDefault(name));
+                ReleaseIfStale(native, buffers.GetValueOrDefault(name));
         }
-        return freed;
     }
 
-    private static long ReleaseIfStale(Tensor native, Tensor? managed)
+    private static void ReleaseIfStale(Tensor native, Tensor? managed)
     {
         using (native)
         {
             if (native.is_meta || native.numel() == 0 || managed is not { is_meta: true })
-                return 0;
-            long bytes = native.numel() * native.element_size();
+                return;
             using var _ = no_grad();
             using var nothing = empty(0, native.dtype, native.device);
             native.set_(nothing);
-            return bytes;
         }
     }
 }
