@@ -27,24 +27,29 @@ internal static class DequantizedProduct
     [ThreadStatic]
     private static Tensor? scratch;
 
-    /// <summary>x [..., in] → x·Wᵀ [..., out], in x's dtype (no bias).</summary>
+    /// <summary>x [..., in] → x·Wᵀ + b [..., out], in x's dtype. The bias is the product's starting value, not a
+    /// second output-sized tensor added afterwards (one allocation less per layer and pass).</summary>
     public static Tensor Forward(QuantizedLinear layer, Tensor x)
     {
         using var _ = no_grad();
+        using var bias = layer.Bias?.to(x.dtype, x.device);
         if (x.device_type != DeviceType.CPU)
         {
             using var weight = layer.Dequantize();
             using var typed = weight.to(x.dtype, x.device);
-            return nn.functional.linear(x, typed);
+            return nn.functional.linear(x, typed, bias);
         }
         using var scope = NewDisposeScope();
         var rows = x.reshape(-1, layer.InFeatures);
         var y = empty(rows.shape[0], layer.OutFeatures, x.dtype);
+        if (bias is not null)
+            y.copy_(bias);
+        var beta = bias is null ? 0 : 1;
         ForEachSlice(layer, x.dtype, (first, count, slice) =>
         {
             using var target = y.narrow(1, first, count);
             using var transposed = slice.t();
-            target.addmm_(rows, transposed, beta: 0);
+            target.addmm_(rows, transposed, beta: beta);
         });
         return y.view([.. x.shape[..^1], layer.OutFeatures]).MoveToOuterDisposeScope();
     }
@@ -63,11 +68,14 @@ internal static class DequantizedProduct
         using var scope = NewDisposeScope();
         var sumType = grad.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
         var rows = grad.reshape(-1, layer.OutFeatures).to(sumType);
-        var result = zeros(rows.shape[0], layer.InFeatures, sumType);
+        // The first slice overwrites (beta 0), so no zero fill is needed, unless there is no slice at all.
+        var result = layer.OutFeatures == 0
+            ? zeros(rows.shape[0], layer.InFeatures, sumType)
+            : empty(rows.shape[0], layer.InFeatures, sumType);
         ForEachSlice(layer, sumType, (first, count, slice) =>
         {
             using var part = rows.narrow(1, first, count);
-            result.addmm_(part, slice);
+            result.addmm_(part, slice, beta: first == 0 ? 0 : 1);
         });
         return result.to(grad.dtype).view([.. grad.shape[..^1], layer.InFeatures]).MoveToOuterDisposeScope();
     }

@@ -148,13 +148,9 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
-        var y = x.requires_grad && is_grad_enabled()
+        return x.requires_grad && is_grad_enabled()
             ? DequantizedLinearFunction.Apply(x, this)
             : DequantizedProduct.Forward(this, x);
-        if (bias is null)
-            return y;
-        using (y)
-            return y + bias.to(y.dtype);
     }
 
     /// <summary>A copy of this layer's codes, scales and bias (for keeping the original codes aside while a merge
