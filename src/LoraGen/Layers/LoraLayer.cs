@@ -182,6 +182,11 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
     /// </summary>
     private protected abstract Tensor AddAdapterOutput(string adapter, Tensor baseOutput, Tensor x);
 
+    /// <summary>The base output plus <paramref name="adapter"/>'s (the only one active, unmerged, not DoRA) computed
+    /// as one operation, or null where this layer has no such path for this call (then forward adds the adapter to
+    /// the base output as usual).</summary>
+    private protected virtual Tensor? FusedForward(string adapter, Tensor x) => null;
+
     /// <summary>scaling · (B·A) of one adapter arranged like the base weight, in <see cref="MergeType"/>.</summary>
     private protected abstract Tensor DeltaWeight(string adapter);
 
@@ -210,6 +215,9 @@ public abstract partial class LoraLayer : nn.Module<Tensor, Tensor>
                 "merged forward uses the frozen base weight only, and backward would find nothing to train. Call " +
                 "Unmerge() before training (merge again for inference), or call eval() / use torch.no_grad() if this " +
                 "forward is not for training.");
+        if (adapterEnabled && PerSampleAdapters is null && active.Count == 1 && merged.Count == 0
+            && !configs[active[0]].UseDora && FusedForward(active[0], x) is { } fused)
+            return fused;
         var result = BaseLayer.call(x);
         if (!adapterEnabled)
             return result;

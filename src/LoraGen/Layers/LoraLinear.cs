@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -25,6 +26,21 @@ public sealed class LoraLinear : LoraDownUpLayer
             (rank, device, dtype) => nn.Linear(baseLayer.InFeatures, rank, hasBias: false, device: device, dtype: dtype),
             (rank, device, dtype) => nn.Linear(rank, baseLayer.OutFeatures, hasBias: false, device: device, dtype: dtype))
     {
+    }
+
+    /// <summary>QLoRA training on the CPU (float32, no dropout): the quantized base and the adapter in one autograd
+    /// node, <see cref="QloraLinearFunction"/>, which allocates two output-sized tensors per step fewer. The base
+    /// layer's own forward is not called on this path (hooks registered on it do not run).</summary>
+    private protected override Tensor? FusedForward(string adapter, Tensor x)
+    {
+        if (BaseLayer is not QuantizedLinear quantized || x.device_type != DeviceType.CPU || !training
+            || !is_grad_enabled() || AppliesDropout(adapter))
+            return null;
+        var (a, b) = Factors(adapter);
+        if (x.dtype != ScalarType.Float32 || a.dtype != ScalarType.Float32 || b.dtype != ScalarType.Float32
+            || !(x.requires_grad || a.requires_grad || b.requires_grad))
+            return null;
+        return QloraLinearFunction.Apply(x, a, b, quantized, ScalingOf(adapter));
     }
 
     /// <inheritdoc />

@@ -81,14 +81,20 @@ public sealed class QloraWiringTests
         return (qlora, reference);
     }
 
+    // Training mode takes the fused path (QloraLinearFunction: base and adapter in one node); eval mode, which changes
+    // nothing else in this model, the base's own node followed by the adapter's addmm.
     [Theory]
-    [InlineData(QuantizationKind.Nf4)]
-    [InlineData(QuantizationKind.Nf4DoubleQuantized)]
-    [InlineData(QuantizationKind.Int8)]
-    public void Lora_over_a_quantized_base_equals_lora_over_its_dequantized_weight_forward_and_gradients(QuantizationKind kind)
+    [InlineData(QuantizationKind.Nf4, true)]
+    [InlineData(QuantizationKind.Nf4DoubleQuantized, true)]
+    [InlineData(QuantizationKind.Int8, true)]
+    [InlineData(QuantizationKind.Nf4, false)]
+    [InlineData(QuantizationKind.Int8, false)]
+    public void Lora_over_a_quantized_base_equals_lora_over_its_dequantized_weight_forward_and_gradients(QuantizationKind kind, bool training)
     {
         using var scope = NewDisposeScope();
         var (qlora, reference) = Pair(kind);
+        if (!training)
+            qlora.eval();
         Assert.IsType<QuantizedLinear>(Module<LoraLinear>(qlora, "fc1").QuantizedBase);
         Assert.Contains(qlora.named_buffers(), entry => entry.name == "fc1.base_layer.codes");
         Assert.DoesNotContain(qlora.named_parameters(), entry => entry.name.StartsWith("fc1.base_layer", StringComparison.Ordinal));
