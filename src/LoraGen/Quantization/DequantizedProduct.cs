@@ -124,7 +124,7 @@ internal static class DequantizedProduct
     private static long Gcd(long a, long b) => b == 0 ? a : Gcd(b, a % b);
 }
 
-/// <summary>y = x·Wᵀ with W dequantized slice by slice; backward dequantizes again and returns grad·W. Saves no
+/// <summary>y = x·Wᵀ + b with W dequantized slice by slice; backward dequantizes again and returns grad·W. Saves no
 /// tensor, only the layer (as data), so no part of the float weight lives from forward to backward. (TorchSharp's node
 /// itself keeps an <c>empty_like</c> of the output until the graph is freed, beyond this class's reach.)</summary>
 /// <remarks>
