@@ -114,6 +114,34 @@ public sealed class QloraWiringTests
             Closeness.AssertClose(grad, referenceGrads[path], 1e-4);
     }
 
+    // The fused node with some inputs not needing a gradient: every A frozen, fc1's input a plain tensor. Each B still
+    // gets the reference gradient (fc1's through fc2's input gradient), and A gets none.
+    [Fact]
+    public void A_fused_qlora_layer_with_A_frozen_gives_B_the_reference_gradient_and_A_none()
+    {
+        using var scope = NewDisposeScope();
+        var (qlora, reference) = Pair(QuantizationKind.Nf4);
+        foreach (var model in new nn.Module[] { qlora, reference })
+            foreach (var (path, parameter) in model.NamedLoraParameters())
+                if (path.Contains("lora_A", StringComparison.Ordinal))
+                    parameter.requires_grad = false;
+        var x = randn(5, 64, generator: new Generator(7));
+
+        qlora.call(x).square().sum().backward();
+        reference.call(x).square().sum().backward();
+
+        var referenceGrads = reference.NamedLoraParameters().ToDictionary(p => p.Path, p => p.Parameter.grad);
+        foreach (var (path, parameter) in qlora.NamedLoraParameters())
+        {
+            if (path.Contains("lora_A", StringComparison.Ordinal))
+            {
+                Assert.Null(parameter.grad);
+                continue;
+            }
+            Closeness.AssertClose(parameter.grad!, referenceGrads[path]!, 1e-4);
+        }
+    }
+
     [Theory]
     [InlineData(QuantizationKind.Nf4)]
     [InlineData(QuantizationKind.Nf4DoubleQuantized)]
