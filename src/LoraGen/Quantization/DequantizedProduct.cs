@@ -173,9 +173,11 @@ internal sealed class DequantizedLinearFunction : autograd.SingleTensorFunction<
         returnedGradient = gradient;
         return [gradient, null!, null!];
     }
+}
 
-    private sealed class ForwardResult
-    {
-        public Tensor? Value { get; set; }
-    }
+/// <summary>Where a custom function's forward leaves its own handle to the result, so that <c>Apply</c> can release it
+/// once TorchSharp's <c>apply</c> has returned a second one (see <see cref="DequantizedLinearFunction"/>).</summary>
+internal sealed class ForwardResult
+{
+    public Tensor? Value { get; set; }
 }

@@ -95,9 +95,4 @@ internal sealed class QloraLinearFunction : autograd.SingleTensorFunction<QloraL
         returnedGradients = [toX!, toA!, toB!];
         return [toX!, toA!, toB!, null!, null!, null!];
     }
-
-    private sealed class ForwardResult
-    {
-        public Tensor? Value { get; set; }
-    }
 }
